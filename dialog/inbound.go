@@ -1,0 +1,182 @@
+package dialog
+
+import (
+	"errors"
+	"time"
+
+	gosip "github.com/emiago/sipgo/sip"
+
+	"uad/media"
+)
+
+var errNoAudio = errors.New("sdp: no usable audio stream")
+
+// onIncoming rings, reports the call and answers it when configured to.
+func (c *Call) onIncoming() {
+	c.info.RemoteURI = c.dlg.Remote.String()
+	c.dlg.Respond(c.inviteTx, c.inviteReq, 180, "Ringing", nil)
+	c.log.Info().Str("from", c.dlg.Remote.String()).Msg("incoming call")
+	c.emit("call.incoming", nil)
+	c.emit("call.ringing", nil)
+	if c.m.config().AutoAnswer {
+		if err := c.answer(nil); err != nil {
+			c.log.Warn().Err(err).Msg("auto-answer failed")
+		}
+	}
+}
+
+// answer sends the 200 to the initial INVITE: our answer to its offer, or
+// our offer when it had none (the ACK then brings the answer).
+func (c *Call) answer(spec *MediaSpec) error {
+	if c.info.Direction != "inbound" {
+		return &StateError{Msg: "only an incoming call can be answered"}
+	}
+	if c.ended {
+		return &StateError{Msg: "the call has ended"}
+	}
+	if c.answered {
+		return nil
+	}
+	if spec != nil && *spec != c.spec {
+		if (spec.Mode == MediaRelay) != (c.spec.Mode == MediaRelay) {
+			// Relay needs its own socket pair toward the local endpoint.
+			stream, err := c.m.eng.NewStream(spec.Mode == MediaRelay)
+			if err != nil {
+				return ErrNoMediaPorts
+			}
+			c.audio.Close()
+			c.audio = stream
+			c.info.Audio.LocalRTP = stream.LocalAddr().String()
+		}
+		c.spec = *spec
+		c.info.Media = spec.Mode
+		c.info.Audio.RelayLocal, c.info.Audio.RelayRemote = "", ""
+		if spec.Mode == MediaRelay {
+			c.info.Audio.RelayLocal = c.audio.RelayLocal().String()
+			c.info.Audio.RelayRemote = spec.Relay.String()
+		}
+	}
+	cfg := c.m.config()
+	offered := c.offer != nil
+	if offered {
+		c.answerStreams(c.offer)
+		c.remote = c.offer
+		ls, _ := c.local.Stream("audio")
+		rs, _ := c.remote.Stream("audio")
+		p, err := media.NegotiateAudio(ls, rs, ls.Formats, cfg.Laws)
+		if err != nil {
+			c.dlg.Respond(c.inviteTx, c.inviteReq, 488, "Not Acceptable Here", nil, warning(err.Error()))
+			c.releaseInvite()
+			c.end(EndError, 488)
+			return err
+		}
+		c.params = p
+	} else {
+		c.local.Streams = []media.LocalStream{{
+			Kind: "audio", Proto: "RTP/AVP", Port: int(c.audio.LocalAddr().Port()),
+			Formats: media.AudioFormats(cfg.Laws, true), Direction: media.SendRecv,
+		}}
+	}
+	body := c.local.Marshal()
+	res := c.dlg.Respond(c.inviteTx, c.inviteReq, 200, "OK", body, gosip.NewHeader("Allow", allowHeader))
+	c.answered = true
+	c.info.State = StateLive
+	c.releaseInvite()
+	if offered {
+		c.applyMedia()
+	}
+	c.await2xxAck(c.inviteReq.CSeq().SeqNo, res, !offered)
+	return nil
+}
+
+// answerStreams makes our m-lines mirror an offer's, slot for slot: the
+// first audio stream with a codec in common is accepted, every other
+// stream is declined with port 0 (RFC 3264 §6).
+func (c *Call) answerStreams(offer *media.RemoteSession) {
+	laws := c.m.config().Laws
+	streams := make([]media.LocalStream, len(offer.Streams))
+	audioTaken := false
+	for i, rs := range offer.Streams {
+		ls := media.LocalStream{Kind: rs.Kind, Proto: rs.Proto, RawFmts: rs.RawFmts}
+		if rs.Kind == "audio" && !audioTaken && !rs.Disabled() {
+			if fs := media.AnswerAudio(rs.Formats, laws); fs != nil {
+				audioTaken = true
+				ls.Port = int(c.audio.LocalAddr().Port())
+				ls.Formats = fs
+				ls.Direction = media.Intersect(rs.EffectiveDirection(), true, true)
+			}
+		}
+		streams[i] = ls
+	}
+	c.local.Streams = streams
+}
+
+// await2xxAck retransmits a 2xx (T1 doubling to T2, over UDP) until its ACK
+// arrives, and ends the call with BYE after 64·T1 without one (RFC 3261 §13.3.1.4).
+func (c *Call) await2xxAck(seq uint32, res *gosip.Response, offered bool) {
+	t1 := c.m.ep.T1()
+	p := &pending2xx{seq: seq, res: res, interval: t1, offered: offered}
+	c.unacked = p
+	if !c.dlg.Reliable() {
+		var resend func()
+		resend = func() {
+			if c.unacked != p {
+				return
+			}
+			if err := c.dlg.Retransmit(p.res); err != nil {
+				c.log.Debug().Err(err).Msg("2xx retransmission failed")
+			}
+			p.interval = min(2*p.interval, 4*time.Second)
+			p.timer = c.after(p.interval, resend)
+		}
+		p.timer = c.after(p.interval, resend)
+	}
+	p.deadline = c.after(64*t1, func() {
+		if c.unacked != p {
+			return
+		}
+		c.unacked = nil
+		p.stop()
+		c.log.Warn().Msg("no ACK for our 2xx: hanging up")
+		c.sendBye()
+		c.end(EndTimeout, 0)
+	})
+}
+
+// onAck confirms a 2xx we sent; for a 2xx that carried our offer, the ACK
+// carries the answer.
+func (c *Call) onAck(req *gosip.Request) {
+	p := c.unacked
+	if p == nil || req.CSeq().SeqNo != p.seq {
+		return
+	}
+	p.stop()
+	c.unacked = nil
+	if p.offered {
+		remote, err := media.ParseRemote(req.Body())
+		if err == nil {
+			c.remote = remote
+			err = c.negotiateAnswer()
+		}
+		if err != nil {
+			c.log.Warn().Err(err).Msg("ACK without a usable answer: hanging up")
+			c.remote = nil
+			c.sendBye()
+			c.end(EndError, 488)
+			return
+		}
+		c.applyMedia()
+	}
+	if !c.connected {
+		c.markConnected()
+	}
+}
+
+// onCancel: the caller gave up before we answered; sipgo sent the 487.
+func (c *Call) onCancel() {
+	if c.answered || c.ended {
+		return
+	}
+	c.releaseInvite()
+	c.end(EndRemote, 487)
+}

@@ -1,0 +1,347 @@
+// Package dialog is uad's call layer: one Call per SIP dialog, each run by
+// its own event loop that owns the dialog state, the SDP offer/answer state
+// and the call's media streams. SIP requests, transaction results, timers and
+// control API commands reach a call as messages on its loop, so none of that
+// state needs a lock and requests of one dialog are handled one at a time.
+//
+// Package sip delivers the SIP messages and package media makes the RTP; the
+// control API drives calls through Manager.
+package dialog
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	gosip "github.com/emiago/sipgo/sip"
+	"github.com/rs/zerolog"
+
+	"uad/media"
+	"uad/sip"
+)
+
+// Config is what the call layer needs from the daemon's configuration.
+type Config struct {
+	AutoAnswer     bool
+	Media          MediaSpec    // default media of a call
+	Laws           []media.Law  // codecs in order of preference
+	Identity       gosip.Uri    // From of outgoing calls
+	MediaAddr      netip.Addr   // address written in c=
+	RTPTimeout     time.Duration
+	RTPHoldTimeout time.Duration
+	MaxCalls       int
+	EndedRetention time.Duration // how long ended calls stay listed
+}
+
+// Manager holds every call and is the entry point of the control API.
+type Manager struct {
+	log  zerolog.Logger
+	cfg  atomic.Pointer[Config]
+	ep   *sip.Endpoint
+	eng  *media.Engine
+	emit EventSink
+
+	mu    sync.Mutex
+	calls map[string]*Call
+	order []string // creation order, for listing
+
+	shutting atomic.Bool
+	active   atomic.Int64
+	byes     sync.WaitGroup // BYEs in flight, awaited on shutdown
+}
+
+// NewManager creates the call layer. SetEndpoint must be called before use:
+// the endpoint and the manager refer to each other.
+func NewManager(log zerolog.Logger, cfg Config, eng *media.Engine, emit EventSink) *Manager {
+	if cfg.EndedRetention == 0 {
+		cfg.EndedRetention = 60 * time.Second
+	}
+	m := &Manager{log: log, eng: eng, emit: emit, calls: map[string]*Call{}}
+	m.cfg.Store(&cfg)
+	return m
+}
+
+// SetEndpoint attaches the SIP endpoint.
+func (m *Manager) SetEndpoint(ep *sip.Endpoint) { m.ep = ep }
+
+// SetConfig replaces the configuration for calls created from now on.
+func (m *Manager) SetConfig(cfg Config) {
+	if cfg.EndedRetention == 0 {
+		cfg.EndedRetention = 60 * time.Second
+	}
+	m.cfg.Store(&cfg)
+}
+
+func (m *Manager) config() *Config { return m.cfg.Load() }
+
+func newCallID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (m *Manager) add(c *Call) {
+	m.mu.Lock()
+	m.calls[c.id] = c
+	m.order = append(m.order, c.id)
+	m.mu.Unlock()
+	m.active.Add(1)
+}
+
+// ended is called by a call's loop when it ends; the call stays listed for a while.
+func (m *Manager) ended(c *Call) {
+	m.active.Add(-1)
+	time.AfterFunc(m.config().EndedRetention, func() {
+		m.mu.Lock()
+		delete(m.calls, c.id)
+		for i, id := range m.order {
+			if id == c.id {
+				m.order = append(m.order[:i], m.order[i+1:]...)
+				break
+			}
+		}
+		m.mu.Unlock()
+	})
+}
+
+func (m *Manager) call(id string) (*Call, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.calls[id]
+	if !ok {
+		return nil, ErrCallNotFound
+	}
+	return c, nil
+}
+
+// List returns the calls up and those ended in the last minute, oldest first.
+func (m *Manager) List() []CallInfo {
+	m.mu.Lock()
+	out := make([]CallInfo, 0, len(m.order))
+	for _, id := range m.order {
+		out = append(out, *m.calls[id].Snapshot())
+	}
+	m.mu.Unlock()
+	return out
+}
+
+// Get returns one call.
+func (m *Manager) Get(id string) (CallInfo, error) {
+	c, err := m.call(id)
+	if err != nil {
+		return CallInfo{}, err
+	}
+	return *c.Snapshot(), nil
+}
+
+// Active is the number of calls not yet ended.
+func (m *Manager) Active() int { return int(m.active.Load()) }
+
+// Place starts an outgoing call and returns it in state calling.
+func (m *Manager) Place(ctx context.Context, req PlaceRequest) (CallInfo, error) {
+	if m.shutting.Load() {
+		return CallInfo{}, ErrShuttingDown
+	}
+	cfg := m.config()
+	if err := checkHeaderValue("to", req.To); err != nil {
+		return CallInfo{}, err
+	}
+	var target gosip.Uri
+	if err := gosip.ParseUri(strings.TrimSpace(req.To), &target); err != nil || target.Host == "" {
+		return CallInfo{}, &RequestError{Msg: fmt.Sprintf("to: %q is not a SIP URI", req.To)}
+	}
+	if target.Scheme != "sip" {
+		return CallInfo{}, &RequestError{Msg: fmt.Sprintf("to: scheme %q is not supported (use sip:)", target.Scheme)}
+	}
+	if req.Video {
+		return CallInfo{}, fmt.Errorf("video calls: %w", ErrNotImplemented)
+	}
+	if req.Account != "" {
+		return CallInfo{}, &RequestError{Msg: fmt.Sprintf("account %q is not configured", req.Account)}
+	}
+	transport := "udp"
+	if t, ok := target.UriParams.Get("transport"); ok {
+		transport = strings.ToLower(t)
+	}
+	if !m.ep.SupportsTransport(transport) {
+		return CallInfo{}, &RequestError{Msg: fmt.Sprintf("to: uad does not listen on transport %q", transport)}
+	}
+	spec := cfg.Media
+	if req.Media != nil {
+		spec = *req.Media
+	}
+	if cfg.MaxCalls > 0 && m.Active() >= cfg.MaxCalls {
+		return CallInfo{}, &StateError{Msg: fmt.Sprintf("the limit of %d concurrent calls is reached", cfg.MaxCalls)}
+	}
+	c, err := newCall(m, "outbound", spec)
+	if err != nil {
+		return CallInfo{}, err
+	}
+	c.dlg = m.ep.NewUACDialog(target, cfg.Identity, transport)
+	c.log = c.log.With().Str("sip_call_id", c.dlg.CallID).Logger()
+	c.start()
+	var info CallInfo
+	if !c.run(ctx, func() { c.sendInvite(); info = *c.Snapshot() }) {
+		return CallInfo{}, ErrShuttingDown
+	}
+	return info, nil
+}
+
+// HandleInvite takes a new incoming call (sip.Handler).
+func (m *Manager) HandleInvite(req *gosip.Request, tx gosip.ServerTransaction) {
+	cfg := m.config()
+	if m.shutting.Load() {
+		m.ep.Respond(tx, req, 503, "Service Unavailable", nil)
+		return
+	}
+	if cfg.MaxCalls > 0 && m.Active() >= cfg.MaxCalls {
+		m.ep.Respond(tx, req, 503, "Service Unavailable", nil, gosip.NewHeader("Retry-After", "5"))
+		return
+	}
+	var offer *media.RemoteSession
+	if len(req.Body()) > 0 {
+		if ct := req.ContentType(); ct != nil && !strings.EqualFold(strings.TrimSpace(strings.Split(ct.Value(), ";")[0]), "application/sdp") {
+			m.ep.Respond(tx, req, 415, "Unsupported Media Type", nil, gosip.NewHeader("Accept", "application/sdp"))
+			return
+		}
+		var err error
+		if offer, err = media.ParseRemote(req.Body()); err != nil {
+			m.ep.Respond(tx, req, 488, "Not Acceptable Here", nil, warning(err.Error()))
+			return
+		}
+		if a, _ := offer.Stream("audio"); a == nil || a.Disabled() || media.AnswerAudio(a.Formats, cfg.Laws) == nil {
+			m.ep.Respond(tx, req, 488, "Not Acceptable Here", nil, warning("no audio codec in common"))
+			return
+		}
+	}
+	c, err := newCall(m, "inbound", cfg.Media)
+	if err != nil {
+		m.log.Warn().Err(err).Str("sip_call_id", req.CallID().Value()).Msg("incoming call refused")
+		m.ep.Respond(tx, req, 503, "Service Unavailable", nil, warning(err.Error()))
+		return
+	}
+	dlg, err := m.ep.NewUASDialog(req)
+	if err != nil {
+		c.closeMedia()
+		m.active.Add(-1)
+		m.ep.Respond(tx, req, 400, "Bad Request", nil, warning(err.Error()))
+		return
+	}
+	c.dlg = dlg
+	c.log = c.log.With().Str("sip_call_id", dlg.CallID).Logger()
+	c.inviteReq, c.inviteTx, c.offer = req, tx, offer
+	c.inviteDone = make(chan struct{})
+	m.ep.Register(dlg.CallID, dlg.LocalTag, c)
+	tx.OnCancel(func(*gosip.Request) { c.post(c.onCancel) })
+	c.start()
+	if !c.post(c.onIncoming) {
+		m.ep.Respond(tx, req, 503, "Service Unavailable", nil)
+		return
+	}
+	// sipgo ends the transaction when this handler returns: hold it until
+	// the final response went out or the caller cancelled.
+	select {
+	case <-c.inviteDone:
+	case <-tx.Done():
+	}
+}
+
+// Answer answers an incoming call.
+func (m *Manager) Answer(ctx context.Context, id string, spec *MediaSpec) (CallInfo, error) {
+	return m.command(ctx, id, func(c *Call) error { return c.answer(spec) })
+}
+
+// Hangup ends a call: BYE when up, CANCEL when calling, 603 when unanswered.
+func (m *Manager) Hangup(ctx context.Context, id string) (CallInfo, error) {
+	return m.command(ctx, id, func(c *Call) error { c.hangup(EndLocal); return nil })
+}
+
+// Hold, Unhold, video and DTMF operations arrive with the hold and video work.
+func (m *Manager) Hold(ctx context.Context, id string) (CallInfo, error) {
+	return m.command(ctx, id, func(*Call) error { return fmt.Errorf("hold: %w", ErrNotImplemented) })
+}
+
+func (m *Manager) Unhold(ctx context.Context, id string) (CallInfo, error) {
+	return m.command(ctx, id, func(*Call) error { return fmt.Errorf("unhold: %w", ErrNotImplemented) })
+}
+
+func (m *Manager) RemoveVideo(ctx context.Context, id string) (CallInfo, error) {
+	return m.command(ctx, id, func(*Call) error { return fmt.Errorf("video: %w", ErrNotImplemented) })
+}
+
+func (m *Manager) AddVideo(ctx context.Context, id string) (CallInfo, error) {
+	return m.command(ctx, id, func(*Call) error { return fmt.Errorf("video: %w", ErrNotImplemented) })
+}
+
+func (m *Manager) ReplyVideo(ctx context.Context, id string, accept bool) (CallInfo, error) {
+	return m.command(ctx, id, func(*Call) error { return fmt.Errorf("video: %w", ErrNotImplemented) })
+}
+
+func (m *Manager) SendDTMF(ctx context.Context, id string, digits string, d time.Duration) error {
+	_, err := m.command(ctx, id, func(*Call) error { return fmt.Errorf("dtmf: %w", ErrNotImplemented) })
+	return err
+}
+
+// command runs f on the call's loop and returns the call as f left it.
+func (m *Manager) command(ctx context.Context, id string, f func(*Call) error) (CallInfo, error) {
+	c, err := m.call(id)
+	if err != nil {
+		return CallInfo{}, err
+	}
+	var ferr error
+	if !c.run(ctx, func() { ferr = f(c) }) {
+		if ctx.Err() != nil {
+			return CallInfo{}, ctx.Err()
+		}
+		// The loop has ended: the call is over.
+		snap := *c.Snapshot()
+		return snap, nil
+	}
+	return *c.Snapshot(), ferr
+}
+
+// Shutdown hangs up every call with BYE (reason shutdown) and waits, until
+// ctx ends, for the BYEs to be answered.
+func (m *Manager) Shutdown(ctx context.Context) {
+	m.shutting.Store(true)
+	m.mu.Lock()
+	calls := make([]*Call, 0, len(m.calls))
+	for _, c := range m.calls {
+		calls = append(calls, c)
+	}
+	m.mu.Unlock()
+	for _, c := range calls {
+		c.post(func() { c.hangup(EndShutdown) })
+	}
+	for _, c := range calls {
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+		}
+	}
+	waited := make(chan struct{})
+	go func() { m.byes.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+	}
+}
+
+func warning(text string) gosip.Header {
+	text = strings.NewReplacer(`"`, `'`, "\r", " ", "\n", " ").Replace(text)
+	return gosip.NewHeader("Warning", `399 uad "`+text+`"`)
+}
+
+// checkHeaderValue refuses values that would break out of a SIP header.
+func checkHeaderValue(field, v string) error {
+	if strings.ContainsAny(v, "\r\n\x00") {
+		return &RequestError{Msg: field + ": contains a CR, LF or NUL character"}
+	}
+	return nil
+}

@@ -1,0 +1,159 @@
+package dialog
+
+import (
+	"context"
+
+	gosip "github.com/emiago/sipgo/sip"
+
+	"uad/media"
+)
+
+// sendInvite sends the initial INVITE with our offer and follows its
+// transaction beside the loop.
+func (c *Call) sendInvite() {
+	cfg := c.m.config()
+	c.local.Streams = []media.LocalStream{{
+		Kind:      "audio",
+		Proto:     "RTP/AVP",
+		Port:      int(c.audio.LocalAddr().Port()),
+		Formats:   media.AudioFormats(cfg.Laws, true),
+		Direction: media.SendRecv,
+	}}
+	inv := c.dlg.NewRequest(gosip.INVITE, c.local.Marshal())
+	inv.AppendHeader(gosip.NewHeader("Allow", allowHeader))
+	c.invite = inv
+	tx, err := c.dlg.Send(context.Background(), inv)
+	if err != nil {
+		c.log.Warn().Err(err).Msg("INVITE not sent")
+		c.end(EndError, 0)
+		return
+	}
+	c.inviteCTx = tx
+	c.log.Info().Str("to", c.dlg.RemoteTarget.String()).Msg("calling")
+	c.waiting++
+	go func() {
+		for {
+			select {
+			case res := <-tx.Responses():
+				c.post(func() { c.onInviteResponse(res) })
+			case <-tx.Done():
+				err := tx.Err()
+				c.post(func() { c.waiting--; c.onInviteDone(err) })
+				return
+			}
+		}
+	}()
+}
+
+const allowHeader = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"
+
+func (c *Call) onInviteResponse(res *gosip.Response) {
+	switch {
+	case res.IsProvisional():
+		if res.StatusCode == 100 {
+			return
+		}
+		first := !c.provisonal
+		c.provisonal = true
+		if c.cancelling {
+			if first {
+				c.sendCancel()
+			}
+			return
+		}
+		if c.info.State == StateCalling && !c.ended {
+			c.info.State = StateRinging
+			c.emit("call.ringing", map[string]any{"sip_status": res.StatusCode})
+		}
+	case res.IsSuccess():
+		if c.established() {
+			return // a retransmission; the ACK is re-sent by the transaction hook
+		}
+		c.onInviteAccepted(res)
+	default:
+		if c.ended {
+			return
+		}
+		reason := EndRejected
+		if res.StatusCode == 408 {
+			reason = EndTimeout
+		}
+		c.log.Info().Int("status", res.StatusCode).Str("reason", res.Reason).Msg("call refused")
+		c.end(reason, res.StatusCode)
+	}
+}
+
+// onInviteAccepted handles the first 2xx: ACK it (again on every
+// retransmission), then take the answer, or hang up if it is unusable.
+func (c *Call) onInviteAccepted(res *gosip.Response) {
+	c.dlg.Established(res)
+	ack := c.dlg.NewAck(c.invite.CSeq().SeqNo, nil)
+	c.writeAck(ack)
+	c.inviteCTx.OnRetransmission(func(*gosip.Response) { c.writeAck(ack) })
+	if c.ended {
+		// The 2xx crossed our CANCEL: the dialog exists, so end it with BYE.
+		c.sendBye()
+		return
+	}
+	c.m.ep.Register(c.dlg.CallID, c.dlg.LocalTag, c)
+	remote, err := media.ParseRemote(res.Body())
+	if err == nil {
+		c.remote = remote
+		err = c.negotiateAnswer()
+	}
+	if err != nil {
+		c.log.Warn().Err(err).Msg("unusable answer: hanging up")
+		c.remote = nil
+		c.sendBye()
+		c.end(EndError, 488)
+		return
+	}
+	c.applyMedia()
+	c.markConnected()
+}
+
+// negotiateAnswer takes the peer's answer to our offer.
+func (c *Call) negotiateAnswer() error {
+	ls, _ := c.local.Stream("audio")
+	rs, _ := c.remote.Stream("audio")
+	if ls == nil || rs == nil || rs.Disabled() {
+		return errNoAudio
+	}
+	p, err := media.NegotiateAudio(ls, rs, rs.Formats, c.m.config().Laws)
+	if err != nil {
+		return err
+	}
+	c.params = p
+	return nil
+}
+
+func (c *Call) writeAck(ack *gosip.Request) {
+	if err := c.dlg.Write(ack.Clone()); err != nil {
+		c.log.Warn().Err(err).Msg("ACK not sent")
+	}
+}
+
+func (c *Call) onInviteDone(err error) {
+	if c.ended || c.established() {
+		return
+	}
+	// No final response at all: a transaction timeout.
+	c.log.Info().Err(err).Msg("INVITE timed out")
+	c.end(EndTimeout, 408)
+}
+
+// sendCancel cancels our pending INVITE (allowed once a provisional arrived).
+func (c *Call) sendCancel() {
+	tx, err := c.dlg.Cancel(context.Background(), c.invite)
+	if err != nil {
+		c.log.Warn().Err(err).Msg("CANCEL not sent")
+		return
+	}
+	go func() {
+		defer tx.Terminate()
+		select {
+		case <-tx.Responses():
+		case <-tx.Done():
+		}
+	}()
+}

@@ -1,0 +1,211 @@
+package media
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// EngineConfig sets up the media engine.
+type EngineConfig struct {
+	Bind     netip.Addr // address RTP sockets bind to
+	PortMin  int        // inclusive RTP port range
+	PortMax  int
+	HoldTone string // tone spec or .wav path played to a held party
+	Tone     string // tone spec or .wav path of media mode "tone"
+}
+
+// Engine owns the RTP port pool, the shared 20 ms scheduler of generated
+// streams and the precomputed tone clips.
+type Engine struct {
+	log      zerolog.Logger
+	bind     netip.Addr
+	ports    *portPool
+	sched    *scheduler
+	holdSpec string
+	toneSpec string
+
+	clipMu sync.Mutex
+	clips  map[clipKey]*Clip
+}
+
+type clipKey struct {
+	spec string
+	law  Law
+}
+
+// NewEngine validates the tone specs and starts the scheduler.
+func NewEngine(log zerolog.Logger, cfg EngineConfig) (*Engine, error) {
+	e := &Engine{
+		log:      log,
+		bind:     cfg.Bind,
+		ports:    newPortPool(cfg.PortMin, cfg.PortMax),
+		holdSpec: cfg.HoldTone,
+		toneSpec: cfg.Tone,
+		clips:    map[clipKey]*Clip{},
+	}
+	for _, spec := range []string{cfg.HoldTone, cfg.Tone} {
+		for _, law := range []Law{PCMU, PCMA} {
+			c, err := LoadClip(spec, law)
+			if err != nil {
+				return nil, fmt.Errorf("media: %q: %w", spec, err)
+			}
+			e.clips[clipKey{spec, law}] = c
+		}
+	}
+	e.sched = newScheduler()
+	return e, nil
+}
+
+// clip returns the precomputed clip of a spec in one law.
+func (e *Engine) clip(spec string, law Law) *Clip {
+	e.clipMu.Lock()
+	defer e.clipMu.Unlock()
+	return e.clips[clipKey{spec, law}]
+}
+
+// SetTones swaps the hold tone and tone for streams configured from now on.
+func (e *Engine) SetTones(hold, tone string) error {
+	loaded := map[clipKey]*Clip{}
+	for _, spec := range []string{hold, tone} {
+		for _, law := range []Law{PCMU, PCMA} {
+			c, err := LoadClip(spec, law)
+			if err != nil {
+				return fmt.Errorf("media: %q: %w", spec, err)
+			}
+			loaded[clipKey{spec, law}] = c
+		}
+	}
+	e.clipMu.Lock()
+	e.clips, e.holdSpec, e.toneSpec = loaded, hold, tone
+	e.clipMu.Unlock()
+	return nil
+}
+
+// FreePairs reports how many RTP port pairs are free.
+func (e *Engine) FreePairs() int { return e.ports.available() }
+
+// Close stops the scheduler. Streams must be closed by their owners first.
+func (e *Engine) Close() { e.sched.stop() }
+
+// NewStream opens an RTP/RTCP socket pair for a call stream; with relay set
+// it also opens the pair that faces the local relay endpoint.
+func (e *Engine) NewStream(relay bool) (*Stream, error) {
+	s := &Stream{eng: e}
+	var err error
+	if s.port, s.rtp, s.rtcp, err = e.openPair(); err != nil {
+		return nil, err
+	}
+	s.local = netip.AddrPortFrom(e.bind, uint16(s.port))
+	s.toPeer = newSender(s.rtp)
+	if relay {
+		if s.relayPort, s.relayRTP, s.relayRTCP, err = e.openPair(); err != nil {
+			s.rtp.Close()
+			s.rtcp.Close()
+			e.ports.put(s.port)
+			return nil, err
+		}
+		s.toRelay = newSender(s.relayRTP)
+		s.done.Add(1)
+		go s.readRelay()
+	}
+	s.done.Add(1)
+	go s.readPeer()
+	return s, nil
+}
+
+// openPair binds the next free even port and the odd one above it; ports
+// another program holds are skipped (and returned to the back of the pool).
+func (e *Engine) openPair() (int, *net.UDPConn, *net.UDPConn, error) {
+	for tries := 0; tries < 64; tries++ {
+		port, ok := e.ports.get()
+		if !ok {
+			return 0, nil, nil, ErrNoPorts
+		}
+		a, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(e.bind, uint16(port))))
+		if err != nil {
+			e.ports.put(port)
+			continue
+		}
+		b, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(e.bind, uint16(port+1))))
+		if err != nil {
+			a.Close()
+			e.ports.put(port)
+			continue
+		}
+		return port, a, b, nil
+	}
+	return 0, nil, nil, ErrNoPorts
+}
+
+// scheduler paces every generated stream from one goroutine on monotonic
+// 20 ms deadlines, so thousands of tone streams need no timer each and
+// never drift.
+type scheduler struct {
+	mu      sync.Mutex
+	streams map[*Stream]struct{}
+	list    []*Stream // reused snapshot for one tick
+	quit    chan struct{}
+	wg      sync.WaitGroup
+}
+
+func newScheduler() *scheduler {
+	s := &scheduler{streams: map[*Stream]struct{}{}, quit: make(chan struct{})}
+	s.wg.Add(1)
+	go s.run()
+	return s
+}
+
+func (s *scheduler) add(st *Stream) {
+	s.mu.Lock()
+	s.streams[st] = struct{}{}
+	s.mu.Unlock()
+}
+
+func (s *scheduler) remove(st *Stream) {
+	s.mu.Lock()
+	delete(s.streams, st)
+	s.mu.Unlock()
+}
+
+func (s *scheduler) stop() {
+	close(s.quit)
+	s.wg.Wait()
+}
+
+func (s *scheduler) run() {
+	defer s.wg.Done()
+	const period = 20 * time.Millisecond
+	start := time.Now()
+	timer := time.NewTimer(period)
+	defer timer.Stop()
+	for n := int64(1); ; n++ {
+		select {
+		case <-s.quit:
+			return
+		case <-timer.C:
+		}
+		now := time.Now()
+		s.mu.Lock()
+		s.list = s.list[:0]
+		for st := range s.streams {
+			s.list = append(s.list, st)
+		}
+		s.mu.Unlock()
+		for _, st := range s.list {
+			st.tick(now)
+		}
+		// Next deadline from the start time, not from now: no drift.
+		next := start.Add(time.Duration(n+1) * period)
+		if late := time.Since(next); late > period {
+			// Fell far behind (machine stalled): skip missed ticks rather than burst.
+			n += int64(late / period)
+			next = start.Add(time.Duration(n+1) * period)
+		}
+		timer.Reset(time.Until(next))
+	}
+}

@@ -1,0 +1,225 @@
+package media
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/pion/sdp/v3"
+)
+
+// DTMFPayloadType is the payload type uad offers for telephone-event. Peers'
+// own numbers are honoured when they offer one.
+const DTMFPayloadType = 101
+
+// LocalStream is one m-line slot of uad's SDP. Slots never move or
+// disappear: a stream that is off keeps its slot with port 0 (RFC 3264 §8).
+type LocalStream struct {
+	Kind      string
+	Proto     string
+	Port      int // 0 = off
+	Formats   []Format
+	RawFmts   []string // formats to write for a declined stream uad has no model of
+	Direction Direction
+}
+
+// LocalSession is uad's session description for one call, edited in place
+// across offers and answers. Marshal bumps the o= version only when the
+// content changed since the previous SDP sent (RFC 3264 §8).
+type LocalSession struct {
+	SessionID uint64
+	Version   uint64
+	Addr      netip.Addr
+	Streams   []LocalStream
+
+	sent []byte // content of the previous SDP sent, o= version zeroed
+}
+
+// NewLocalSession starts a description with the given session id.
+func NewLocalSession(id uint64, addr netip.Addr) *LocalSession {
+	return &LocalSession{SessionID: id, Version: id, Addr: addr}
+}
+
+// AudioFormats are the formats uad offers for audio, in the given law order.
+func AudioFormats(laws []Law, dtmf bool) []Format {
+	fs := make([]Format, 0, len(laws)+1)
+	for _, l := range laws {
+		fs = append(fs, Format{PT: uint8(l), Name: l.String(), Rate: 8000, Channels: 1})
+	}
+	if dtmf {
+		fs = append(fs, Format{PT: DTMFPayloadType, Name: "telephone-event", Rate: 8000, Channels: 1, Fmtp: "0-16"})
+	}
+	return fs
+}
+
+// Stream returns the first slot of a kind and its index, or -1.
+func (l *LocalSession) Stream(kind string) (*LocalStream, int) {
+	for i := range l.Streams {
+		if l.Streams[i].Kind == kind {
+			return &l.Streams[i], i
+		}
+	}
+	return nil, -1
+}
+
+// Marshal renders the SDP to send, bumping the version when it differs from
+// the previous one sent.
+func (l *LocalSession) Marshal() []byte {
+	content := l.render(0)
+	if l.sent != nil && !bytes.Equal(content, l.sent) {
+		l.Version++
+	}
+	l.sent = content
+	return l.render(l.Version)
+}
+
+func (l *LocalSession) render(version uint64) []byte {
+	addrType := "IP4"
+	if l.Addr.Is6() {
+		addrType = "IP6"
+	}
+	sd := sdp.SessionDescription{
+		Origin: sdp.Origin{
+			Username: "-", SessionID: l.SessionID, SessionVersion: version,
+			NetworkType: "IN", AddressType: addrType, UnicastAddress: l.Addr.String(),
+		},
+		SessionName: "uad",
+		ConnectionInformation: &sdp.ConnectionInformation{
+			NetworkType: "IN", AddressType: addrType, Address: &sdp.Address{Address: l.Addr.String()},
+		},
+		TimeDescriptions: []sdp.TimeDescription{{Timing: sdp.Timing{}}},
+	}
+	for _, s := range l.Streams {
+		md := &sdp.MediaDescription{MediaName: sdp.MediaName{
+			Media:  s.Kind,
+			Port:   sdp.RangedPort{Value: s.Port},
+			Protos: strings.Split(s.Proto, "/"),
+		}}
+		if len(s.Formats) == 0 {
+			md.MediaName.Formats = s.RawFmts
+			if len(md.MediaName.Formats) == 0 {
+				md.MediaName.Formats = []string{"0"} // a port-0 m-line still needs a format
+			}
+			sd.MediaDescriptions = append(sd.MediaDescriptions, md)
+			continue
+		}
+		for _, f := range s.Formats {
+			md.MediaName.Formats = append(md.MediaName.Formats, strconv.Itoa(int(f.PT)))
+		}
+		if s.Port != 0 {
+			for _, f := range s.Formats {
+				rtpmap := fmt.Sprintf("%d %s/%d", f.PT, f.Name, f.Rate)
+				if f.Channels > 1 {
+					rtpmap += "/" + strconv.Itoa(f.Channels)
+				}
+				md.Attributes = append(md.Attributes, sdp.NewAttribute("rtpmap", rtpmap))
+				if f.Fmtp != "" {
+					md.Attributes = append(md.Attributes, sdp.NewAttribute("fmtp", fmt.Sprintf("%d %s", f.PT, f.Fmtp)))
+				}
+			}
+			if s.Kind == "audio" {
+				md.Attributes = append(md.Attributes, sdp.NewAttribute("ptime", "20"))
+			}
+			md.Attributes = append(md.Attributes, sdp.NewPropertyAttribute(string(s.Direction)))
+		}
+		sd.MediaDescriptions = append(sd.MediaDescriptions, md)
+	}
+	out, err := sd.Marshal()
+	if err != nil {
+		// Only a programming error can get here: every field is set above.
+		panic("media: marshal local sdp: " + err.Error())
+	}
+	return out
+}
+
+// AnswerAudio chooses the formats of an audio answer: the offered codecs uad
+// supports, in the offerer's order, plus telephone-event when offered. It
+// returns nil when no codec is in common.
+func AnswerAudio(offered []Format, laws []Law) []Format {
+	var out []Format
+	var dtmf *Format
+	for _, f := range offered {
+		if law, ok := f.Law(); ok && hasLaw(laws, law) {
+			out = append(out, Format{PT: f.PT, Name: law.String(), Rate: 8000, Channels: 1})
+		} else if f.IsDTMF() && dtmf == nil {
+			d := f
+			if d.Fmtp == "" {
+				d.Fmtp = "0-16"
+			}
+			dtmf = &d
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	if dtmf != nil {
+		out = append(out, *dtmf)
+	}
+	return out
+}
+
+func hasLaw(laws []Law, l Law) bool {
+	for _, x := range laws {
+		if x == l {
+			return true
+		}
+	}
+	return false
+}
+
+// AudioParams is what the engine needs to send and receive one audio stream.
+type AudioParams struct {
+	Remote   netip.AddrPort // where to send; invalid = nowhere
+	Send     Law            // law of the codec uad sends
+	SendPT   uint8          // payload type uad writes
+	SendDTMF int            // telephone-event PT to write, -1 = none
+	RecvDTMF int            // telephone-event PT the peer writes, -1 = none
+	recvLaw  [128]int8      // PT -> law (+1), 0 = not a G.711 PT of this stream
+}
+
+// RecvLaw returns the law of a received payload type.
+func (p *AudioParams) RecvLaw(pt uint8) (Law, bool) {
+	if pt > 127 || p.recvLaw[pt] == 0 {
+		return 0, false
+	}
+	return Law(p.recvLaw[pt] - 1), true
+}
+
+// NegotiateAudio derives the send and receive parameters of an audio stream
+// from a completed offer/answer. answer is the SDP that answered the offer;
+// the codec sent is the first format of the answer that uad supports.
+func NegotiateAudio(local *LocalStream, remote *RemoteStream, answer []Format, laws []Law) (AudioParams, error) {
+	p := AudioParams{Remote: remote.RTPAddr(), SendDTMF: -1, RecvDTMF: -1}
+	found := false
+	for _, f := range answer {
+		if law, ok := f.Law(); ok && hasLaw(laws, law) {
+			p.Send, p.SendPT, found = law, f.PT, true
+			break
+		}
+	}
+	if !found {
+		return p, fmt.Errorf("sdp: no audio codec in common")
+	}
+	for _, f := range remote.Formats {
+		if f.IsDTMF() {
+			p.SendDTMF = int(f.PT)
+			break
+		}
+	}
+	for _, f := range local.Formats {
+		if law, ok := f.Law(); ok {
+			p.recvLaw[f.PT] = int8(law) + 1
+		} else if f.IsDTMF() {
+			p.RecvDTMF = int(f.PT)
+		}
+	}
+	// Peers sometimes send a law they listed but we did not (lenient receive).
+	for _, f := range remote.Formats {
+		if law, ok := f.Law(); ok && p.recvLaw[f.PT] == 0 {
+			p.recvLaw[f.PT] = int8(law) + 1
+		}
+	}
+	return p, nil
+}

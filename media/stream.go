@@ -1,0 +1,300 @@
+package media
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+)
+
+// Mode is what feeds a stream's sender while the call is not held.
+type Mode string
+
+const (
+	ModeEcho    Mode = "echo"
+	ModeTone    Mode = "tone"
+	ModeSilence Mode = "silence"
+	ModeRelay   Mode = "relay"
+)
+
+// StreamConfig is the desired behaviour of an audio stream, set by the
+// dialog layer after every completed offer/answer. The stream derives its
+// source from it.
+type StreamConfig struct {
+	Mode      Mode
+	Params    AudioParams
+	Send      bool           // the agreed direction lets uad send
+	Accept    bool           // uad takes what the peer sends
+	LocalHold bool           // uad holds the call: send the hold tone, drop input
+	Relay     netip.AddrPort // local endpoint in relay mode
+}
+
+// source is what currently feeds the sender.
+type source uint8
+
+const (
+	srcNone source = iota
+	srcEcho
+	srcRelay
+	srcTone
+	srcSilence
+	srcHoldTone
+)
+
+func (c *StreamConfig) source() source {
+	switch {
+	case !c.Send || !c.Params.Remote.IsValid():
+		return srcNone
+	case c.LocalHold:
+		return srcHoldTone
+	}
+	switch c.Mode {
+	case ModeEcho:
+		return srcEcho
+	case ModeRelay:
+		return srcRelay
+	case ModeTone:
+		return srcTone
+	case ModeSilence:
+		return srcSilence
+	}
+	return srcNone
+}
+
+// Stats are the counters of one stream, each way.
+type Stats struct {
+	PacketsSent, BytesSent         uint64
+	PacketsReceived, BytesReceived uint64
+	LastReceived                   time.Time // zero if nothing arrived
+}
+
+// Stream is one RTP stream of a call: its socket pair, the sender toward the
+// peer, and in relay mode a second socket pair facing the local endpoint.
+type Stream struct {
+	eng   *Engine
+	port  int
+	rtp   *net.UDPConn
+	rtcp  *net.UDPConn
+	local netip.AddrPort
+
+	relayPort int
+	relayRTP  *net.UDPConn
+	relayRTCP *net.UDPConn
+
+	mu        sync.Mutex
+	cfg       StreamConfig
+	src       source
+	toPeer    *sender
+	toRelay   *sender // nil unless relaying
+	clip      *Clip   // tone or hold tone, in the law sent
+	cursor    ClipCursor
+	frame     [frameBytes]byte
+	scheduled bool
+
+	lastRecv        atomic.Int64 // unix nanos of the last RTP from the peer
+	pktsIn, bytesIn atomic.Uint64
+	closed          atomic.Bool
+	done            sync.WaitGroup
+}
+
+// LocalAddr is where the peer sends RTP.
+func (s *Stream) LocalAddr() netip.AddrPort { return s.local }
+
+// RelayLocal is where the relay endpoint sends RTP (invalid unless relaying).
+func (s *Stream) RelayLocal() netip.AddrPort {
+	if s.relayRTP == nil {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(s.local.Addr(), uint16(s.relayPort))
+}
+
+// Configure applies a new desired behaviour. The sender is kept, so SSRC,
+// sequence and timestamps continue; a change of source marks the next packet.
+func (s *Stream) Configure(cfg StreamConfig) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	prev := s.src
+	lawChanged := cfg.Params.Send != s.cfg.Params.Send
+	s.cfg = cfg
+	s.src = cfg.source()
+	if s.src != prev {
+		s.toPeer.sourceChanged()
+	}
+	switch s.src {
+	case srcTone, srcHoldTone:
+		spec := s.eng.toneSpec
+		if s.src == srcHoldTone {
+			spec = s.eng.holdSpec
+		}
+		clip := s.eng.clip(spec, cfg.Params.Send)
+		if s.src != prev || lawChanged || clip != s.clip {
+			s.clip = clip
+			s.cursor = clip.Cursor()
+		}
+	}
+	want := s.src == srcTone || s.src == srcHoldTone || s.src == srcSilence
+	if want != s.scheduled {
+		s.scheduled = want
+		if want {
+			s.eng.sched.add(s)
+		} else {
+			s.eng.sched.remove(s)
+		}
+	}
+}
+
+// Stats returns the stream's counters.
+func (s *Stream) Stats() Stats {
+	s.mu.Lock()
+	st := Stats{PacketsSent: s.toPeer.packets, BytesSent: s.toPeer.bytes}
+	s.mu.Unlock()
+	st.PacketsReceived, st.BytesReceived = s.pktsIn.Load(), s.bytesIn.Load()
+	if n := s.lastRecv.Load(); n != 0 {
+		st.LastReceived = time.Unix(0, n)
+	}
+	return st
+}
+
+// tick sends one generated frame; called by the scheduler every 20 ms.
+func (s *Stream) tick(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	to := s.cfg.Params.Remote
+	switch s.src {
+	case srcTone, srcHoldTone:
+		if s.clip == nil || !s.cursor.Next(s.frame[:]) {
+			return
+		}
+	case srcSilence:
+		sil := s.cfg.Params.Send.Silence()
+		for i := range s.frame {
+			s.frame[i] = sil
+		}
+	default:
+		return
+	}
+	s.toPeer.sendGenerated(to, s.cfg.Params.SendPT, s.frame[:], now)
+}
+
+// readPeer receives the peer's RTP: echoed back, relayed to the local
+// endpoint, or dropped, as the configuration says.
+func (s *Stream) readPeer() {
+	defer s.done.Done()
+	var buf [maxPacket]byte
+	var hdr rtp.Header
+	var conv [maxPacket]byte
+	for {
+		n, from, err := s.rtp.ReadFromUDPAddrPort(buf[:])
+		if err != nil {
+			if s.closed.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		hl, err := hdr.Unmarshal(buf[:n])
+		if err != nil || hdr.Version != 2 {
+			continue
+		}
+		_ = from
+		now := time.Now()
+		s.lastRecv.Store(now.UnixNano())
+		s.pktsIn.Add(1)
+		payload := buf[hl:n]
+		if hdr.Padding && len(payload) > 0 {
+			pad := int(payload[len(payload)-1])
+			if pad > len(payload) {
+				continue
+			}
+			payload = payload[:len(payload)-pad]
+		}
+		s.bytesIn.Add(uint64(len(payload)))
+
+		s.mu.Lock()
+		if s.cfg.Accept {
+			switch s.src {
+			case srcEcho:
+				s.forward(s.toPeer, s.cfg.Params.Remote, &hdr, payload, conv[:], now)
+			}
+			if s.cfg.Mode == ModeRelay && s.toRelay != nil && s.cfg.Relay.IsValid() {
+				s.forward(s.toRelay, s.cfg.Relay, &hdr, payload, conv[:], now)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// readRelay receives the local endpoint's RTP and relays it to the peer.
+func (s *Stream) readRelay() {
+	defer s.done.Done()
+	var buf [maxPacket]byte
+	var hdr rtp.Header
+	var conv [maxPacket]byte
+	for {
+		n, _, err := s.relayRTP.ReadFromUDPAddrPort(buf[:])
+		if err != nil {
+			if s.closed.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		hl, err := hdr.Unmarshal(buf[:n])
+		if err != nil || hdr.Version != 2 {
+			continue
+		}
+		s.mu.Lock()
+		if s.src == srcRelay {
+			s.forward(s.toPeer, s.cfg.Params.Remote, &hdr, buf[hl:n], conv[:], time.Now())
+		}
+		s.mu.Unlock()
+	}
+}
+
+// forward sends a received packet on through snd, mapping its payload type
+// to what was negotiated and converting G.711 law where the two differ.
+// Formats that are neither G.711 nor telephone-event (comfort noise) are dropped.
+func (s *Stream) forward(snd *sender, to netip.AddrPort, in *rtp.Header, payload, conv []byte, now time.Time) {
+	p := &s.cfg.Params
+	if int(in.PayloadType) == p.RecvDTMF || (p.RecvDTMF < 0 && int(in.PayloadType) == p.SendDTMF) {
+		if p.SendDTMF >= 0 {
+			snd.sendForwarded(to, in, uint8(p.SendDTMF), payload, now)
+		}
+		return
+	}
+	law, ok := p.RecvLaw(in.PayloadType)
+	if !ok {
+		return
+	}
+	if law != p.Send && len(payload) <= len(conv) {
+		Transcode(conv[:len(payload)], payload, law, p.Send)
+		payload = conv[:len(payload)]
+	}
+	snd.sendForwarded(to, in, p.SendPT, payload, now)
+}
+
+// Close releases the sockets and returns the ports to the pool.
+func (s *Stream) Close() {
+	if s.closed.Swap(true) {
+		return
+	}
+	s.mu.Lock()
+	if s.scheduled {
+		s.eng.sched.remove(s)
+		s.scheduled = false
+	}
+	s.mu.Unlock()
+	s.rtp.Close()
+	s.rtcp.Close()
+	if s.relayRTP != nil {
+		s.relayRTP.Close()
+		s.relayRTCP.Close()
+	}
+	s.done.Wait()
+	s.eng.ports.put(s.port)
+	if s.relayRTP != nil {
+		s.eng.ports.put(s.relayPort)
+	}
+}

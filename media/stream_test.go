@@ -1,0 +1,177 @@
+package media
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/rs/zerolog"
+)
+
+func newTestEngine(t testing.TB, min, max int) *Engine {
+	t.Helper()
+	e, err := NewEngine(zerolog.Nop(), EngineConfig{
+		Bind: netip.MustParseAddr("127.0.0.1"), PortMin: min, PortMax: max,
+		HoldTone: "440/300,0/3700", Tone: "440",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	return e
+}
+
+// peerSocket is the far end of a test stream.
+func peerSocket(t testing.TB) *net.UDPConn {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func pcmuParams(remote netip.AddrPort) AudioParams {
+	ls := &LocalStream{Kind: "audio", Formats: AudioFormats([]Law{PCMU, PCMA}, true)}
+	rs := &RemoteStream{Kind: "audio", Formats: ls.Formats}
+	p, _ := NegotiateAudio(ls, rs, ls.Formats, []Law{PCMU, PCMA})
+	p.Remote = remote
+	return p
+}
+
+func readRTP(t *testing.T, c *net.UDPConn) rtp.Packet {
+	t.Helper()
+	buf := make([]byte, 1500)
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	n, err := c.Read(buf)
+	if err != nil {
+		t.Fatalf("no RTP from uad: %v", err)
+	}
+	var p rtp.Packet
+	if err := p.Unmarshal(buf[:n]); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Echoed packets carry uad's own SSRC and continuous numbering, and a
+// switch to a generated source keeps both (with the marker bit set).
+func TestStreamEchoThenToneContinuity(t *testing.T) {
+	e := newTestEngine(t, 31000, 31009)
+	s, err := e.NewStream(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	peer := peerSocket(t)
+	remote := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+	s.Configure(StreamConfig{Mode: ModeEcho, Params: pcmuParams(remote), Send: true, Accept: true})
+
+	to := net.UDPAddrFromAddrPort(s.LocalAddr())
+	var last rtp.Packet
+	for i := 0; i < 10; i++ {
+		in := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 8, SequenceNumber: uint16(500 + i), Timestamp: uint32(9000 + 160*i), SSRC: 0xdecafbad}, Payload: make([]byte, 160)}
+		b, _ := in.Marshal()
+		if _, err := peer.WriteToUDP(b, to); err != nil {
+			t.Fatal(err)
+		}
+		got := readRTP(t, peer)
+		if got.SSRC == 0xdecafbad {
+			t.Fatalf("echo reused the peer's SSRC")
+		}
+		if got.PayloadType != 0 {
+			t.Fatalf("echo PT = %d, want 0 (PCMA converted to the negotiated PCMU)", got.PayloadType)
+		}
+		if i > 0 {
+			if got.SSRC != last.SSRC || got.SequenceNumber != last.SequenceNumber+1 || got.Timestamp-last.Timestamp != 160 {
+				t.Fatalf("packet %d: ssrc %x seq %d ts %d after ssrc %x seq %d ts %d", i, got.SSRC, got.SequenceNumber, got.Timestamp, last.SSRC, last.SequenceNumber, last.Timestamp)
+			}
+		}
+		last = got
+	}
+	s.Configure(StreamConfig{Mode: ModeTone, Params: pcmuParams(remote), Send: true, Accept: true})
+	got := readRTP(t, peer)
+	if got.SSRC != last.SSRC || got.SequenceNumber != last.SequenceNumber+1 || !got.Marker || got.Timestamp == last.Timestamp {
+		t.Fatalf("after source change: ssrc %x seq %d marker %v ts %d; before ssrc %x seq %d ts %d",
+			got.SSRC, got.SequenceNumber, got.Marker, got.Timestamp, last.SSRC, last.SequenceNumber, last.Timestamp)
+	}
+	next := readRTP(t, peer)
+	if next.SequenceNumber != got.SequenceNumber+1 || next.Timestamp-got.Timestamp != 160 || next.Marker {
+		t.Fatalf("tone packets not paced: seq %d->%d ts %d->%d", got.SequenceNumber, next.SequenceNumber, got.Timestamp, next.Timestamp)
+	}
+	if st := s.Stats(); st.PacketsReceived != 10 || st.PacketsSent < 12 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+func TestPortPoolExhaustion(t *testing.T) {
+	e := newTestEngine(t, 31100, 31103) // two pairs
+	a, err := e.NewStream(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := e.NewStream(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.NewStream(false); err != ErrNoPorts {
+		t.Fatalf("third stream: err = %v, want ErrNoPorts", err)
+	}
+	a.Close()
+	c, err := e.NewStream(false)
+	if err != nil {
+		t.Fatalf("port not returned on close: %v", err)
+	}
+	b.Close()
+	c.Close()
+	if e.FreePairs() != 2 {
+		t.Errorf("free pairs = %d, want 2", e.FreePairs())
+	}
+}
+
+// The per-packet path (translate, convert, write) allocates nothing.
+func TestForwardAllocatesNothing(t *testing.T) {
+	e := newTestEngine(t, 31200, 31209)
+	s, err := e.NewStream(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	peer := peerSocket(t)
+	s.cfg = StreamConfig{Mode: ModeEcho, Params: pcmuParams(peer.LocalAddr().(*net.UDPAddr).AddrPort()), Send: true, Accept: true}
+	hdr := rtp.Header{Version: 2, PayloadType: 8, SSRC: 1}
+	payload := make([]byte, 160)
+	conv := make([]byte, 1500)
+	now := time.Now()
+	allocs := testing.AllocsPerRun(1000, func() {
+		hdr.SequenceNumber++
+		hdr.Timestamp += 160
+		s.forward(s.toPeer, s.cfg.Params.Remote, &hdr, payload, conv, now)
+	})
+	if allocs != 0 {
+		t.Errorf("forward allocates %.1f times per packet", allocs)
+	}
+}
+
+func BenchmarkForwardPacket(b *testing.B) {
+	e := newTestEngine(b, 31300, 31309)
+	s, err := e.NewStream(false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	peer := peerSocket(b)
+	s.cfg = StreamConfig{Mode: ModeEcho, Params: pcmuParams(peer.LocalAddr().(*net.UDPAddr).AddrPort()), Send: true, Accept: true}
+	hdr := rtp.Header{Version: 2, PayloadType: 0, SSRC: 1}
+	payload := make([]byte, 160)
+	conv := make([]byte, 1500)
+	b.ReportAllocs()
+	for b.Loop() {
+		hdr.SequenceNumber++
+		hdr.Timestamp += 160
+		s.forward(s.toPeer, s.cfg.Params.Remote, &hdr, payload, conv, time.Now())
+	}
+}
