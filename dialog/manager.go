@@ -29,10 +29,10 @@ import (
 // Config is what the call layer needs from the daemon's configuration.
 type Config struct {
 	AutoAnswer     bool
-	Media          MediaSpec    // default media of a call
-	Laws           []media.Law  // codecs in order of preference
-	Identity       gosip.Uri    // From of outgoing calls
-	MediaAddr      netip.Addr   // address written in c=
+	Media          MediaSpec   // default media of a call
+	Laws           []media.Law // codecs in order of preference
+	Identity       gosip.Uri   // From of outgoing calls
+	MediaAddr      netip.Addr  // address written in c=
 	RTPTimeout     time.Duration
 	RTPHoldTimeout time.Duration
 	MaxCalls       int
