@@ -33,8 +33,10 @@ type Call struct {
 	params    media.AudioParams
 	agreed    media.Direction // last agreed audio direction, our view
 	connected bool            // ACK exchanged
-	ended     bool
-	waiting   int // transactions and timers the loop must outlive
+	// Hold is two flags; every direction is derived from them.
+	localHold, remoteHold bool
+	ended                 bool
+	waiting               int // transactions and timers the loop must outlive
 
 	// Outgoing call.
 	invite     *gosip.Request
@@ -48,6 +50,9 @@ type Call struct {
 	inviteDone chan struct{} // closed once the INVITE has its final response
 	offer      *media.RemoteSession
 	answered   bool
+
+	// The session change we offered and await (nil when none).
+	out *reinvite
 
 	// A 2xx we sent and retransmit until its ACK arrives.
 	unacked *pending2xx
@@ -228,6 +233,13 @@ func (c *Call) end(reason string, status int) {
 		c.unacked.stop()
 		c.unacked = nil
 	}
+	if c.out != nil {
+		if c.out.backoff != nil {
+			c.out.backoff.Stop()
+		}
+		c.out.finish(&StateError{Msg: "the call ended"})
+		c.out = nil
+	}
 	if c.rtpTimer != nil {
 		c.rtpTimer.Stop()
 	}
@@ -330,11 +342,12 @@ func (c *Call) applyMedia() {
 	peer := rs.EffectiveDirection()
 	c.agreed = media.FromFlags(ls.Direction.Sends() && peer.Receives(), ls.Direction.Receives() && peer.Sends())
 	c.audio.Configure(media.StreamConfig{
-		Mode:   media.Mode(c.spec.Mode),
-		Params: c.params,
-		Send:   c.agreed.Sends(),
-		Accept: c.agreed.Receives(),
-		Relay:  c.spec.Relay,
+		Mode:      media.Mode(c.spec.Mode),
+		Params:    c.params,
+		Send:      c.agreed.Sends(),
+		Accept:    c.agreed.Receives() && !c.localHold,
+		LocalHold: c.localHold,
+		Relay:     c.spec.Relay,
 	})
 	c.info.Audio.Direction = string(c.agreed)
 	c.info.Audio.Codec = c.params.Send.String()

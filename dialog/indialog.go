@@ -2,6 +2,8 @@ package dialog
 
 import (
 	gosip "github.com/emiago/sipgo/sip"
+
+	"uad/media"
 )
 
 // onRequest handles a request of this call's dialog. Requests arrive one at
@@ -38,7 +40,7 @@ func (c *Call) onRequest(req *gosip.Request, tx gosip.ServerTransaction) {
 			c.dlg.Respond(tx, req, 200, "OK", nil)
 			return
 		}
-		c.dlg.Respond(tx, req, 488, "Not Acceptable Here", nil, warning("session changes are not accepted yet"))
+		c.onOffer(req, tx)
 	case gosip.INFO:
 		c.dlg.Respond(tx, req, 200, "OK", nil)
 	default:
@@ -46,12 +48,117 @@ func (c *Call) onRequest(req *gosip.Request, tx gosip.ServerTransaction) {
 	}
 }
 
-// onReinvite handles an INVITE inside the dialog. A pending INVITE
-// transaction in either direction makes it wait (491 / 500, RFC 3261 §14.2).
+// onReinvite handles an INVITE inside the dialog. A 2xx of ours still
+// waiting for its ACK makes a new one wait (500 with Retry-After, RFC 3261 §14.2).
 func (c *Call) onReinvite(req *gosip.Request, tx gosip.ServerTransaction) {
-	if !c.connected && c.unacked != nil {
+	if c.out != nil && c.out.backoff == nil {
+		// Glare: our own re-INVITE is pending (RFC 3261 §14.2).
+		c.dlg.Respond(tx, req, 491, "Request Pending", nil)
+		return
+	}
+	if c.unacked != nil {
 		c.dlg.Respond(tx, req, 500, "Server Internal Error", nil, gosip.NewHeader("Retry-After", "1"))
 		return
 	}
-	c.dlg.Respond(tx, req, 488, "Not Acceptable Here", nil, warning("session changes are not accepted yet"))
+	c.onOffer(req, tx)
+}
+
+// onOffer answers a re-INVITE or UPDATE. With an offer it is answered slot
+// for slot; a re-INVITE without one gets our offer in the 2xx and brings
+// the answer in the ACK. A refused offer leaves the session as it was.
+func (c *Call) onOffer(req *gosip.Request, tx gosip.ServerTransaction) {
+	c.dlg.RefreshTarget(req)
+	if len(req.Body()) == 0 {
+		if req.Method == gosip.UPDATE {
+			c.dlg.Respond(tx, req, 200, "OK", nil)
+			return
+		}
+		c.setOfferDirections()
+		res := c.dlg.Respond(tx, req, 200, "OK", c.local.Marshal(), gosip.NewHeader("Allow", allowHeader))
+		c.await2xxAck(req.CSeq().SeqNo, res, true)
+		return
+	}
+	if req.Method == gosip.UPDATE && (c.out != nil && c.out.backoff == nil || c.unacked != nil) {
+		c.dlg.Respond(tx, req, 491, "Request Pending", nil) // RFC 3311 §5.2
+		return
+	}
+	offer, err := media.ParseRemote(req.Body())
+	if err != nil {
+		c.dlg.Respond(tx, req, 488, "Not Acceptable Here", nil, warning(err.Error()))
+		return
+	}
+	prevStreams, prevParams := c.local.Streams, c.params
+	c.answerReoffer(offer)
+	ls, _ := c.local.Stream("audio")
+	rs, _ := offer.Stream("audio")
+	var p media.AudioParams
+	if ls != nil && rs != nil && ls.Port != 0 {
+		p, err = media.NegotiateAudio(ls, rs, ls.Formats, c.m.config().Laws)
+	} else {
+		err = errNoAudio
+	}
+	if err != nil {
+		c.local.Streams, c.params = prevStreams, prevParams
+		c.dlg.Respond(tx, req, 488, "Not Acceptable Here", nil, warning(err.Error()))
+		return
+	}
+	body := c.local.Marshal()
+	var res *gosip.Response
+	if req.IsInvite() {
+		res = c.dlg.Respond(tx, req, 200, "OK", body, gosip.NewHeader("Allow", allowHeader))
+	} else {
+		c.dlg.Respond(tx, req, 200, "OK", body)
+	}
+	c.remote, c.params = offer, p
+	c.takeRemoteHold(rs)
+	c.applyMedia()
+	if res != nil {
+		c.await2xxAck(req.CSeq().SeqNo, res, false)
+	}
+}
+
+// answerReoffer rebuilds our m-lines against a new offer. Our audio slot
+// keeps its socket; other slots are declined with port 0.
+func (c *Call) answerReoffer(offer *media.RemoteSession) {
+	laws := c.m.config().Laws
+	streams := make([]media.LocalStream, len(offer.Streams))
+	audioTaken := false
+	for i, rs := range offer.Streams {
+		ls := media.LocalStream{Kind: rs.Kind, Proto: rs.Proto, RawFmts: rs.RawFmts}
+		if rs.Kind == "audio" && !audioTaken && !rs.Disabled() {
+			if fs := media.AnswerAudio(rs.Formats, laws); fs != nil {
+				audioTaken = true
+				ls.Port = int(c.audio.LocalAddr().Port())
+				ls.Formats = fs
+				ls.Direction = media.Intersect(rs.EffectiveDirection(), true, !c.localHold)
+			}
+		}
+		streams[i] = ls
+	}
+	c.local.Streams = streams
+}
+
+// setOfferDirections writes the directions of an offer of ours from the
+// hold flags: every later offer repeats our hold (RFC 6337 §5.3).
+func (c *Call) setOfferDirections() {
+	for i := range c.local.Streams {
+		if c.local.Streams[i].Port != 0 {
+			c.local.Streams[i].Direction = offerDirection(c.localHold, c.remoteHold)
+		}
+	}
+}
+
+// takeRemoteHold updates remote_hold from the peer's offer and reports changes.
+func (c *Call) takeRemoteHold(rs *media.RemoteStream) {
+	held := !rs.EffectiveDirection().Receives()
+	if held == c.remoteHold {
+		return
+	}
+	c.remoteHold = held
+	c.info.RemoteHold = held
+	if held {
+		c.emit("held", nil)
+	} else {
+		c.emit("resumed", nil)
+	}
 }

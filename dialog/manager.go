@@ -36,6 +36,7 @@ type Config struct {
 	RTPTimeout     time.Duration
 	RTPHoldTimeout time.Duration
 	MaxCalls       int
+	UnholdFailure  string        // "hangup" (default) or "keep"
 	EndedRetention time.Duration // how long ended calls stay listed
 }
 
@@ -262,14 +263,45 @@ func (m *Manager) Hangup(ctx context.Context, id string) (CallInfo, error) {
 	return m.command(ctx, id, func(c *Call) error { c.hangup(EndLocal); return nil })
 }
 
-// Hold, Unhold, video and DTMF operations arrive with the hold and video work.
+// Hold holds the call (re-INVITE with sendonly, or inactive while the peer
+// holds us) and returns when the peer has answered.
 func (m *Manager) Hold(ctx context.Context, id string) (CallInfo, error) {
-	return m.command(ctx, id, func(*Call) error { return fmt.Errorf("hold: %w", ErrNotImplemented) })
+	return m.operate(ctx, id, func(c *Call) (<-chan error, error) { return c.requestHold(true) })
 }
 
+// Unhold resumes a call this side holds.
 func (m *Manager) Unhold(ctx context.Context, id string) (CallInfo, error) {
-	return m.command(ctx, id, func(*Call) error { return fmt.Errorf("unhold: %w", ErrNotImplemented) })
+	return m.operate(ctx, id, func(c *Call) (<-chan error, error) { return c.requestHold(false) })
 }
+
+// operate starts an operation on the call's loop and waits for its outcome.
+func (m *Manager) operate(ctx context.Context, id string, start func(*Call) (<-chan error, error)) (CallInfo, error) {
+	c, err := m.call(id)
+	if err != nil {
+		return CallInfo{}, err
+	}
+	var done <-chan error
+	var serr error
+	if !c.run(ctx, func() { done, serr = start(c) }) {
+		if ctx.Err() != nil {
+			return CallInfo{}, ctx.Err()
+		}
+		return *c.Snapshot(), &StateError{Msg: "the call has ended"}
+	}
+	if serr != nil {
+		return *c.Snapshot(), serr
+	}
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		return *c.Snapshot(), ctx.Err()
+	}
+	// The loop publishes after the message that finished the operation.
+	c.run(ctx, func() {})
+	return *c.Snapshot(), err
+}
+
+// Video and DTMF operations are not available yet.
 
 func (m *Manager) RemoveVideo(ctx context.Context, id string) (CallInfo, error) {
 	return m.command(ctx, id, func(*Call) error { return fmt.Errorf("video: %w", ErrNotImplemented) })

@@ -124,6 +124,7 @@ func (c *Call) negotiateAnswer() error {
 		return err
 	}
 	c.params = p
+	c.takeRemoteHold(rs)
 	return nil
 }
 
