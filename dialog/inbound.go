@@ -78,7 +78,7 @@ func (c *Call) answer(spec *MediaSpec) error {
 		}}
 	}
 	body := c.local.Marshal()
-	res := c.dlg.Respond(c.inviteTx, c.inviteReq, 200, "OK", body, gosip.NewHeader("Allow", allowHeader))
+	res := c.dlg.Respond(c.inviteTx, c.inviteReq, 200, "OK", body)
 	c.answered = true
 	c.info.State = StateLive
 	c.releaseInvite()

@@ -44,7 +44,7 @@ func (c *Call) onRequest(req *gosip.Request, tx gosip.ServerTransaction) {
 	case gosip.INFO:
 		c.dlg.Respond(tx, req, 200, "OK", nil)
 	default:
-		c.dlg.Respond(tx, req, 405, "Method Not Allowed", nil, gosip.NewHeader("Allow", allowHeader))
+		c.dlg.Respond(tx, req, 405, "Method Not Allowed", nil)
 	}
 }
 
@@ -74,7 +74,7 @@ func (c *Call) onOffer(req *gosip.Request, tx gosip.ServerTransaction) {
 			return
 		}
 		c.setOfferDirections()
-		res := c.dlg.Respond(tx, req, 200, "OK", c.local.Marshal(), gosip.NewHeader("Allow", allowHeader))
+		res := c.dlg.Respond(tx, req, 200, "OK", c.local.Marshal())
 		c.await2xxAck(req.CSeq().SeqNo, res, true)
 		return
 	}
@@ -105,7 +105,7 @@ func (c *Call) onOffer(req *gosip.Request, tx gosip.ServerTransaction) {
 	body := c.local.Marshal()
 	var res *gosip.Response
 	if req.IsInvite() {
-		res = c.dlg.Respond(tx, req, 200, "OK", body, gosip.NewHeader("Allow", allowHeader))
+		res = c.dlg.Respond(tx, req, 200, "OK", body)
 	} else {
 		c.dlg.Respond(tx, req, 200, "OK", body)
 	}

@@ -240,10 +240,10 @@ func (d *Dialog) Respond(tx gosip.ServerTransaction, req *gosip.Request, code in
 
 func buildResponse(d *Dialog, req *gosip.Request, code int, reason string, body []byte) *gosip.Response {
 	res := gosip.NewResponseFromRequest(req, code, reason, body)
-	if to := res.To(); to != nil && code > 100 {
-		if _, ok := to.Params.Get("tag"); !ok {
-			to.Params.Add("tag", d.LocalTag)
-		}
+	// sipgo gives every response without a To tag a random one: ours must
+	// be the dialog's, the same on every response (RFC 3261 §8.2.6.2).
+	if _, hadTag := req.To().Params.Get("tag"); !hadTag && code > 100 {
+		res.To().Params.Add("tag", d.LocalTag)
 	}
 	if req.IsInvite() && code > 100 && code < 300 || req.Method == gosip.UPDATE && code < 300 {
 		res.AppendHeader(&gosip.ContactHeader{Address: d.ep.Contact(d.User, d.Transport)})
