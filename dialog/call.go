@@ -39,10 +39,11 @@ type Call struct {
 	waiting               int // transactions and timers the loop must outlive
 
 	// Outgoing call.
-	invite     *gosip.Request
-	inviteCTx  gosip.ClientTransaction
-	provisonal bool // a provisional response arrived: CANCEL is allowed
-	cancelling bool
+	invite      *gosip.Request
+	inviteCTx   gosip.ClientTransaction
+	provisional bool // a provisional response arrived: CANCEL is allowed
+	retried422  bool // INVITE re-sent once after 422 Session Interval Too Small
+	cancelling  bool
 
 	// Incoming call.
 	inviteReq  *gosip.Request
@@ -51,8 +52,10 @@ type Call struct {
 	offer      *media.RemoteSession
 	answered   bool
 
-	// The session change we offered and await (nil when none).
-	out *reinvite
+	// The session change we offered and await (nil when none), and a user
+	// request queued behind an automatic session refresh.
+	out, next *reinvite
+	st        sessionTimer
 
 	// A 2xx we sent and retransmit until its ACK arrives.
 	unacked *pending2xx
@@ -233,12 +236,17 @@ func (c *Call) end(reason string, status int) {
 		c.unacked.stop()
 		c.unacked = nil
 	}
-	if c.out != nil {
-		if c.out.backoff != nil {
-			c.out.backoff.Stop()
+	for _, r := range []*reinvite{c.out, c.next} {
+		if r != nil {
+			if r.backoff != nil {
+				r.backoff.Stop()
+			}
+			r.finish(&StateError{Msg: "the call ended"})
 		}
-		c.out.finish(&StateError{Msg: "the call ended"})
-		c.out = nil
+	}
+	c.out, c.next = nil, nil
+	if c.st.timer != nil {
+		c.st.timer.Stop()
 	}
 	if c.rtpTimer != nil {
 		c.rtpTimer.Stop()
@@ -316,7 +324,7 @@ func (c *Call) hangup(reason string) {
 		c.end(reason, 603)
 	case c.info.Direction == "outbound" && !c.established():
 		c.cancelling = true
-		if c.provisonal {
+		if c.provisional {
 			c.sendCancel()
 		}
 		c.end(reason, 0)

@@ -78,7 +78,7 @@ func (c *Call) answer(spec *MediaSpec) error {
 		}}
 	}
 	body := c.local.Marshal()
-	res := c.dlg.Respond(c.inviteTx, c.inviteReq, 200, "OK", body)
+	res := c.dlg.Respond(c.inviteTx, c.inviteReq, 200, "OK", body, c.takeRequestTimer(c.inviteReq)...)
 	c.answered = true
 	c.info.State = StateLive
 	c.releaseInvite()

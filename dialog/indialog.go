@@ -67,14 +67,17 @@ func (c *Call) onReinvite(req *gosip.Request, tx gosip.ServerTransaction) {
 // for slot; a re-INVITE without one gets our offer in the 2xx and brings
 // the answer in the ACK. A refused offer leaves the session as it was.
 func (c *Call) onOffer(req *gosip.Request, tx gosip.ServerTransaction) {
+	if c.tooBrief(req, tx) {
+		return
+	}
 	c.dlg.RefreshTarget(req)
 	if len(req.Body()) == 0 {
 		if req.Method == gosip.UPDATE {
-			c.dlg.Respond(tx, req, 200, "OK", nil)
+			c.dlg.Respond(tx, req, 200, "OK", nil, c.takeRequestTimer(req)...)
 			return
 		}
 		c.setOfferDirections()
-		res := c.dlg.Respond(tx, req, 200, "OK", c.local.Marshal())
+		res := c.dlg.Respond(tx, req, 200, "OK", c.local.Marshal(), c.takeRequestTimer(req)...)
 		c.await2xxAck(req.CSeq().SeqNo, res, true)
 		return
 	}
@@ -104,10 +107,11 @@ func (c *Call) onOffer(req *gosip.Request, tx gosip.ServerTransaction) {
 	}
 	body := c.local.Marshal()
 	var res *gosip.Response
+	timerHdrs := c.takeRequestTimer(req)
 	if req.IsInvite() {
-		res = c.dlg.Respond(tx, req, 200, "OK", body)
+		res = c.dlg.Respond(tx, req, 200, "OK", body, timerHdrs...)
 	} else {
-		c.dlg.Respond(tx, req, 200, "OK", body)
+		c.dlg.Respond(tx, req, 200, "OK", body, timerHdrs...)
 	}
 	c.remote, c.params = offer, p
 	c.takeRemoteHold(rs)

@@ -37,6 +37,7 @@ type Config struct {
 	RTPHoldTimeout time.Duration
 	MaxCalls       int
 	UnholdFailure  string        // "hangup" (default) or "keep"
+	SessionExpires time.Duration // RFC 4028 interval offered; 0 = no session timer
 	EndedRetention time.Duration // how long ended calls stay listed
 }
 
@@ -203,6 +204,10 @@ func (m *Manager) HandleInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 	}
 	if cfg.MaxCalls > 0 && m.Active() >= cfg.MaxCalls {
 		m.ep.Respond(tx, req, 503, "Service Unavailable", nil, gosip.NewHeader("Retry-After", "5"))
+		return
+	}
+	if se, _, ok := parseSessionExpires(headerValue(req, "Session-Expires", "x")); ok && se < MinSessionExpires {
+		m.ep.Respond(tx, req, 422, "Session Interval Too Small", nil, minSEHeader())
 		return
 	}
 	var offer *media.RemoteSession

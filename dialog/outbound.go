@@ -11,6 +11,9 @@ import (
 // sendInvite sends the initial INVITE with our offer and follows its
 // transaction beside the loop.
 func (c *Call) sendInvite() {
+	if c.inviteCTx != nil {
+		c.inviteCTx.Terminate() // a retry after 422: the old transaction is over
+	}
 	cfg := c.m.config()
 	c.local.Streams = []media.LocalStream{{
 		Kind:      "audio",
@@ -21,6 +24,9 @@ func (c *Call) sendInvite() {
 	}}
 	inv := c.dlg.NewRequest(gosip.INVITE, c.local.Marshal())
 	inv.AppendHeader(gosip.NewHeader("Allow", allowHeader))
+	for _, h := range c.timerHeadersForRequest() {
+		inv.AppendHeader(h)
+	}
 	c.invite = inv
 	tx, err := c.dlg.Send(context.Background(), inv)
 	if err != nil {
@@ -53,8 +59,8 @@ func (c *Call) onInviteResponse(res *gosip.Response) {
 		if res.StatusCode == 100 {
 			return
 		}
-		first := !c.provisonal
-		c.provisonal = true
+		first := !c.provisional
+		c.provisional = true
 		if c.cancelling {
 			if first {
 				c.sendCancel()
@@ -70,6 +76,16 @@ func (c *Call) onInviteResponse(res *gosip.Response) {
 			return // a retransmission; the ACK is re-sent by the transaction hook
 		}
 		c.onInviteAccepted(res)
+	case res.StatusCode == 422 && !c.retried422 && !c.ended:
+		// Session interval too small: ask again with the peer's minimum (RFC 4028 §7.4).
+		if minSE, _, ok := parseSessionExpires(headerValue(res, "Min-SE")); ok {
+			c.retried422 = true
+			c.st.interval = max(minSE, MinSessionExpires)
+			c.st.refresher = true
+			c.sendInvite()
+			return
+		}
+		c.end(EndRejected, 422)
 	default:
 		if c.ended {
 			return
@@ -108,6 +124,7 @@ func (c *Call) onInviteAccepted(res *gosip.Response) {
 		c.end(EndError, 488)
 		return
 	}
+	c.takeResponseTimer(res)
 	c.applyMedia()
 	c.markConnected()
 }

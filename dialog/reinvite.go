@@ -57,8 +57,16 @@ func (c *Call) requestHold(want bool) (<-chan error, error) {
 	if !c.connected {
 		return nil, &StateError{Msg: op + ": the call is not live yet"}
 	}
+	if r := c.out; r != nil && r.op == opRefresh {
+		// Never race our own session refresh: go right after it.
+		if c.next != nil {
+			return nil, &StateError{Msg: op + ": another change of this call is in flight (" + c.next.op + ")"}
+		}
+		c.next = &reinvite{op: op, wantHold: want, done: make(chan error, 1)}
+		return c.next.done, nil
+	}
 	if r := c.out; r != nil {
-		if r.backoff == nil || r.op != opHold && r.op != opUnhold {
+		if r.backoff == nil {
 			return nil, &StateError{Msg: op + ": another change of this call is in flight (" + r.op + ")"}
 		}
 		// A newer user request replaces the one waiting out a 491.
@@ -80,10 +88,30 @@ func (c *Call) requestHold(want bool) (<-chan error, error) {
 		return nil, &StateError{Msg: op + ": the previous offer/answer is not complete yet"}
 	}
 	r := &reinvite{op: op, wantHold: want, done: make(chan error, 1)}
-	c.out = r
-	c.info.Pending = &r.op
-	c.sendReinvite(r)
+	c.startReinvite(r)
 	return r.done, nil
+}
+
+func (c *Call) startReinvite(r *reinvite) {
+	c.out = r
+	if r.op != opRefresh {
+		c.info.Pending = &r.op
+	}
+	c.sendReinvite(r)
+}
+
+// startNext starts the user request that waited for a session refresh.
+func (c *Call) startNext() {
+	r := c.next
+	if r == nil {
+		return
+	}
+	c.next = nil
+	if r.wantHold == c.localHold {
+		r.finish(nil)
+		return
+	}
+	c.startReinvite(r)
 }
 
 func closedErr(err error) <-chan error {
@@ -111,6 +139,9 @@ func (c *Call) sendReinvite(r *reinvite) {
 	c.local.Streams = streams
 	r.req = c.dlg.NewRequest(gosip.INVITE, c.local.Marshal())
 	r.req.AppendHeader(gosip.NewHeader("Allow", allowHeader))
+	for _, h := range c.timerHeadersForRequest() {
+		r.req.AppendHeader(h)
+	}
 	tx, err := c.dlg.Send(context.Background(), r.req)
 	if err != nil {
 		c.local.Streams = r.prev
@@ -170,9 +201,14 @@ func (c *Call) onReinviteResponse(r *reinvite, tx gosip.ClientTransaction, res *
 		}
 		c.out = nil
 		c.info.Pending = nil
+		c.takeResponseTimer(res)
 		c.localHold = r.wantHold
 		c.info.LocalHold = r.wantHold
 		c.applyMedia()
+		if r.op == opRefresh {
+			c.startNext()
+			return
+		}
 		if r.wantHold {
 			c.info.State = StateHold
 			c.emit("hold.success", nil)
@@ -220,6 +256,15 @@ func (c *Call) onReinviteDone(r *reinvite, err error) {
 func (c *Call) reinviteFailed(r *reinvite, status int, err error) {
 	c.out = nil
 	c.info.Pending = nil
+	if r.op == opRefresh {
+		// A session that cannot be refreshed is over (RFC 4028 §10).
+		c.log.Warn().Int("status", status).Err(err).Msg("session refresh failed: hanging up")
+		if status != 481 {
+			c.sendBye()
+		}
+		c.end(EndError, status)
+		return
+	}
 	fields := map[string]any{}
 	if status != 0 {
 		fields["sip_status"] = status

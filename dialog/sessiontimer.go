@@ -1,0 +1,193 @@
+package dialog
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	gosip "github.com/emiago/sipgo/sip"
+)
+
+// MinSessionExpires is the smallest session interval uad accepts (RFC 4028 §5).
+const MinSessionExpires = 90 * time.Second
+
+// sessionTimer is the RFC 4028 state of a call: how often the session must
+// be refreshed and whether this side does it. A session that is not
+// refreshed in time ends, so a call whose peer vanished (held or not) ends.
+type sessionTimer struct {
+	interval  time.Duration // 0 = no session timer
+	refresher bool          // this side sends the refreshes
+	timer     *time.Timer
+}
+
+// parseSessionExpires reads "delta-seconds[;refresher=uac|uas]".
+func parseSessionExpires(v string) (time.Duration, string, bool) {
+	parts := strings.Split(v, ";")
+	secs, err := strconv.Atoi(strings.TrimSpace(parts[0]))
+	if err != nil || secs <= 0 {
+		return 0, "", false
+	}
+	refresher := ""
+	for _, p := range parts[1:] {
+		k, val, _ := strings.Cut(strings.TrimSpace(p), "=")
+		if strings.EqualFold(k, "refresher") {
+			refresher = strings.ToLower(strings.TrimSpace(val))
+		}
+	}
+	return time.Duration(secs) * time.Second, refresher, true
+}
+
+// headers is what requests and responses share for reading headers.
+type headers interface {
+	GetHeader(name string) gosip.Header
+	GetHeaders(name string) []gosip.Header
+}
+
+func headerValue(m headers, names ...string) string {
+	for _, n := range names {
+		if h := m.GetHeader(n); h != nil {
+			return h.Value()
+		}
+	}
+	return ""
+}
+
+// supportsTimer reports whether a message lists the timer extension.
+func supportsTimer(m headers) bool {
+	for _, name := range []string{"Supported", "k", "Require"} {
+		for _, h := range m.GetHeaders(name) {
+			for _, ext := range strings.Split(h.Value(), ",") {
+				if strings.EqualFold(strings.TrimSpace(ext), "timer") {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// tooBrief answers 422 when a request's Session-Expires is below our
+// minimum (RFC 4028 §8.1). It reports whether it did.
+func (c *Call) tooBrief(req *gosip.Request, tx gosip.ServerTransaction) bool {
+	se, _, ok := parseSessionExpires(headerValue(req, "Session-Expires", "x"))
+	if !ok || se >= MinSessionExpires {
+		return false
+	}
+	c.dlg.Respond(tx, req, 422, "Session Interval Too Small", nil, minSEHeader())
+	return true
+}
+
+func minSEHeader() gosip.Header {
+	return gosip.NewHeader("Min-SE", strconv.Itoa(int(MinSessionExpires/time.Second)))
+}
+
+// timerHeadersForRequest are the headers of an INVITE/UPDATE we send.
+func (c *Call) timerHeadersForRequest() []gosip.Header {
+	interval := c.st.interval
+	if interval == 0 {
+		interval = c.m.config().SessionExpires
+	}
+	if interval == 0 {
+		return nil
+	}
+	hdrs := []gosip.Header{gosip.NewHeader("Supported", "timer"), minSEHeader()}
+	role := "uac"
+	if c.st.interval != 0 && !c.st.refresher {
+		role = "uas" // keep the peer as refresher
+	}
+	return append(hdrs, gosip.NewHeader("Session-Expires", fmt.Sprintf("%d;refresher=%s", int(interval/time.Second), role)))
+}
+
+// takeRequestTimer adopts the session timer of an INVITE or UPDATE we
+// answer and returns the headers for our 2xx.
+func (c *Call) takeRequestTimer(req *gosip.Request) []gosip.Header {
+	se, refresher, ok := parseSessionExpires(headerValue(req, "Session-Expires", "x"))
+	uacTimer := supportsTimer(req)
+	if !ok {
+		if c.m.config().SessionExpires == 0 {
+			return nil
+		}
+		// The peer did not ask: we still keep the session alive ourselves.
+		se, refresher = c.m.config().SessionExpires, "uas"
+		if uacTimer {
+			refresher = "uac"
+		}
+	}
+	if refresher == "" {
+		refresher = "uas"
+		if uacTimer {
+			refresher = "uac"
+		}
+	}
+	if refresher == "uac" && !uacTimer {
+		refresher = "uas"
+	}
+	c.st.interval = se
+	c.st.refresher = refresher == "uas"
+	c.armSessionTimer()
+	hdrs := []gosip.Header{gosip.NewHeader("Session-Expires", fmt.Sprintf("%d;refresher=%s", int(se/time.Second), refresher))}
+	if uacTimer {
+		hdrs = append(hdrs, gosip.NewHeader("Require", "timer"))
+	}
+	return hdrs
+}
+
+// takeResponseTimer adopts the session timer of a 2xx to our INVITE/UPDATE.
+func (c *Call) takeResponseTimer(res *gosip.Response) {
+	se, refresher, ok := parseSessionExpires(headerValue(res, "Session-Expires", "x"))
+	if !ok {
+		// The peer does not do session timers: refresh alone (RFC 4028 §7.2).
+		se, refresher = c.m.config().SessionExpires, "uac"
+		if c.st.interval != 0 {
+			se = c.st.interval
+		}
+		if se == 0 {
+			return
+		}
+	}
+	c.st.interval = se
+	c.st.refresher = refresher != "uas"
+	c.armSessionTimer()
+}
+
+// armSessionTimer (re)starts the timer after a refresh: the refresher
+// refreshes at half the interval; the other side gives up when the
+// interval is about to end (RFC 4028 §10).
+func (c *Call) armSessionTimer() {
+	if c.st.timer != nil {
+		c.st.timer.Stop()
+		c.st.timer = nil
+	}
+	if c.st.interval == 0 || c.ended {
+		return
+	}
+	if c.st.refresher {
+		c.st.timer = c.after(c.st.interval/2, c.refreshSession)
+		return
+	}
+	c.st.timer = c.after(c.st.interval-min(32*time.Second, c.st.interval/3), func() {
+		if c.ended {
+			return
+		}
+		c.log.Warn().Dur("interval", c.st.interval).Msg("session not refreshed by the peer: hanging up")
+		c.sendBye()
+		c.end(EndTimeout, 0)
+	})
+}
+
+// refreshSession re-offers the current session unchanged, keeping the hold
+// state exactly (RFC 6337 §5.3). A user's change in flight refreshes the
+// session itself, so the refresh never races it.
+func (c *Call) refreshSession() {
+	if c.ended {
+		return
+	}
+	if c.out != nil || c.unacked != nil {
+		c.st.timer = c.after(2*time.Second, c.refreshSession)
+		return
+	}
+	c.startReinvite(&reinvite{op: opRefresh, wantHold: c.localHold})
+}
+
+const opRefresh = "refresh"
