@@ -1,0 +1,257 @@
+// Command uad is the SIP user agent daemon (`uad run`), its config checker
+// (`uad config check`) and the CLI client of its control API.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	gosip "github.com/emiago/sipgo/sip"
+	"github.com/rs/zerolog"
+
+	"uad/api"
+	"uad/config"
+	"uad/dialog"
+	"uad/media"
+	"uad/sip"
+)
+
+const usage = `usage:
+  uad run [--config FILE]        run the daemon (embedded default config without --config)
+  uad config check FILE          validate a config file
+  uad call URI [--video]         place a call; prints its id
+  uad calls [--json]             list calls
+  uad answer ID | hangup ID | hold ID | unhold ID
+  uad video remove ID | video add ID | video reply ID --accept|--reject
+  uad dtmf ID DIGITS
+  uad events                     stream events, one JSON object a line
+  uad version
+client flags: --api URL (or UAD_API), --token-file FILE (or UAD_TOKEN)
+`
+
+// shutdownGrace bounds how long hanging up calls may take on SIGINT/SIGTERM.
+const shutdownGrace = 4 * time.Second
+
+func main() {
+	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func dispatch(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "run":
+		return runCommand(args[1:], stderr)
+	case "config":
+		if len(args) == 3 && args[1] == "check" {
+			return checkCommand(args[2], stdout, stderr)
+		}
+		fmt.Fprintln(stderr, "uad: usage: uad config check FILE")
+		return 2
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	if code, handled := runClient(args, stdout, stderr); handled {
+		return code
+	}
+	fmt.Fprintf(stderr, "uad: unknown command %q\n%s", args[0], usage)
+	return 2
+}
+
+func checkCommand(path string, stdout, stderr io.Writer) int {
+	if _, err := config.Load(path); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", path)
+	return 0
+}
+
+func runCommand(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "config file (default: the embedded default config)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg := config.Default()
+	if *path != "" {
+		var err error
+		if cfg, err = config.Load(*path); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+	}
+	log := newLogger(cfg, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, log, cfg); err != nil {
+		log.Error().Err(err).Msg("uad stopped")
+		return 1
+	}
+	return 0
+}
+
+func newLogger(cfg *config.Config, w io.Writer) zerolog.Logger {
+	if cfg.Log.Format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+	}
+	level, err := zerolog.ParseLevel(cfg.Log.Level)
+	if err != nil {
+		level = zerolog.InfoLevel
+	}
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+// run wires the daemon and serves until ctx ends, then hangs up every call.
+func run(ctx context.Context, log zerolog.Logger, cfg *config.Config) error {
+	engine, err := media.NewEngine(log.With().Str("component", "media").Logger(), media.EngineConfig{
+		Bind:     mediaBind(cfg),
+		PortMin:  cfg.Media.PortMin,
+		PortMax:  cfg.Media.PortMax,
+		HoldTone: cfg.Media.HoldTone,
+		Tone:     cfg.Media.Tone,
+	})
+	if err != nil {
+		return fmt.Errorf("media.NewEngine: %w", err)
+	}
+	defer engine.Close()
+
+	bus := api.NewBus(4096)
+	callsCfg, err := dialogConfig(cfg)
+	if err != nil {
+		return err
+	}
+	calls := dialog.NewManager(log.With().Str("component", "dialog").Logger(), callsCfg, engine, bus.Publish)
+
+	var listeners []sip.Listener
+	for _, l := range cfg.SIP.Listeners {
+		listeners = append(listeners, sip.Listener{Network: l.Network, Addr: l.Addr})
+	}
+	endpoint, err := sip.NewEndpoint(log.With().Str("component", "sip").Logger(), sip.Config{
+		Listeners: listeners,
+		Advertise: cfg.SIP.Advertise,
+		UserAgent: cfg.SIP.UserAgent,
+		T1:        time.Duration(cfg.SIP.T1),
+	}, calls)
+	if err != nil {
+		return fmt.Errorf("sip.NewEndpoint: %w", err)
+	}
+	defer endpoint.Close()
+	calls.SetEndpoint(endpoint)
+
+	sipCtx, stopSIP := context.WithCancel(context.Background())
+	defer stopSIP()
+	if err := endpoint.Serve(sipCtx); err != nil {
+		return fmt.Errorf("sip: %w", err)
+	}
+
+	ln, err := net.Listen("tcp", cfg.API.Listen)
+	if err != nil {
+		return fmt.Errorf("api: listen %s: %w", cfg.API.Listen, err)
+	}
+	httpSrv := &http.Server{
+		Handler:           api.New(log.With().Str("component", "api").Logger(), calls, bus, endpoint.Ready),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	go func() {
+		if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error().Err(err).Msg("api server stopped")
+		}
+	}()
+	log.Info().Strs("sip", cfg.SIP.Listen).Str("api", ln.Addr().String()).
+		Str("rtp_ports", cfg.Media.RTPPorts).Msg("uad is up")
+
+	<-ctx.Done()
+	log.Info().Int("calls", calls.Active()).Msg("shutting down: hanging up every call")
+	endpoint.Drain()
+	graceCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	calls.Shutdown(graceCtx)
+	httpCtx, cancelHTTP := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancelHTTP()
+	_ = httpSrv.Shutdown(httpCtx)
+	log.Info().Msg("uad stopped")
+	return nil
+}
+
+// mediaBind is the address RTP sockets bind to.
+func mediaBind(cfg *config.Config) netip.Addr {
+	if a, err := netip.ParseAddr(cfg.Media.Bind); err == nil {
+		return a
+	}
+	return cfg.SIP.Listeners[0].Addr.Addr()
+}
+
+func dialogConfig(cfg *config.Config) (dialog.Config, error) {
+	bind := mediaBind(cfg)
+	mediaAddr := bind
+	if cfg.Media.Advertise != "" {
+		a, err := netip.ParseAddr(cfg.Media.Advertise)
+		if err != nil {
+			return dialog.Config{}, fmt.Errorf("media.advertise: %w", err)
+		}
+		mediaAddr = a
+	} else if bind.IsUnspecified() {
+		mediaAddr = netip.MustParseAddr("127.0.0.1")
+	}
+	var laws []media.Law
+	for _, c := range cfg.Media.Codecs {
+		switch strings.ToUpper(c) {
+		case "PCMU":
+			laws = append(laws, media.PCMU)
+		case "PCMA":
+			laws = append(laws, media.PCMA)
+		}
+	}
+	identity := cfg.SIP.Identity
+	if identity == "" {
+		host := cfg.SIP.Listeners[0].Addr.Addr().String()
+		if cfg.SIP.Advertise != "" {
+			host = cfg.SIP.Advertise
+			if h, _, err := net.SplitHostPort(host); err == nil {
+				host = h
+			}
+		}
+		identity = "sip:uad@" + host
+	}
+	var from gosip.Uri
+	if err := gosip.ParseUri(identity, &from); err != nil {
+		return dialog.Config{}, fmt.Errorf("sip.identity %q: %w", identity, err)
+	}
+	spec := dialog.MediaSpec{Mode: cfg.Calls.Media}
+	if spec.Mode == dialog.MediaRelay {
+		ap, err := netip.ParseAddrPort(cfg.Calls.Relay)
+		if err != nil {
+			return dialog.Config{}, fmt.Errorf("calls.relay: %w", err)
+		}
+		spec.Relay = ap
+	}
+	return dialog.Config{
+		AutoAnswer:     cfg.Calls.AutoAnswer,
+		Media:          spec,
+		Laws:           laws,
+		Identity:       from,
+		MediaAddr:      mediaAddr,
+		RTPTimeout:     time.Duration(cfg.Media.RTPTimeout),
+		RTPHoldTimeout: time.Duration(cfg.Media.RTPHoldTimeout),
+		MaxCalls:       cfg.Calls.MaxCalls,
+		UnholdFailure:  cfg.Calls.UnholdFailure,
+		SessionExpires: time.Duration(cfg.SIP.SessionExpires),
+	}, nil
+}

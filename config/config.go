@@ -1,0 +1,291 @@
+// Package config reads uad's YAML configuration: the schema, the defaults
+// (default.yaml, embedded, which doubles as the documentation of every key)
+// and validation that reports every problem at once as "FILE:LINE: reason"
+// lines, which is what `uad config check` prints.
+package config
+
+import (
+	_ "embed"
+	"errors"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// The defaults, as default.yaml sets them (a test holds the two together).
+const (
+	DefaultSIPListenUDP        = "udp://127.0.0.1:5060"
+	DefaultSIPListenTCP        = "tcp://127.0.0.1:5060"
+	DefaultUserAgent           = "uad"
+	DefaultT1                  = 500 * time.Millisecond
+	DefaultSessionExpires      = 1800 * time.Second
+	DefaultAPIListen           = "127.0.0.1:8089"
+	DefaultRTPPorts            = "10000-29999"
+	DefaultHoldTone            = "440/300,0/3700"
+	DefaultTone                = "440"
+	DefaultRTPTimeout          = 30 * time.Second
+	DefaultRTPHoldTimeout      = 0 * time.Second
+	DefaultAutoAnswer          = true
+	DefaultCallMedia           = MediaEcho
+	DefaultRelay               = "127.0.0.1:40000"
+	DefaultUnholdFailure       = UnholdHangup
+	DefaultVideoRequestTimeout = 10 * time.Second
+	DefaultVideoRequestDefault = VideoReject
+	DefaultVideo               = true
+	DefaultMaxCalls            = 0
+	DefaultAccountExpires      = 300
+	DefaultAccountTransport    = "udp"
+	DefaultLogLevel            = "info"
+	DefaultLogFormat           = "json"
+
+	// MinSessionExpires is RFC 4028's smallest Session-Expires (Min-SE).
+	MinSessionExpires = 90 * time.Second
+)
+
+// DefaultCodecs is media.codecs when the file does not set it.
+var DefaultCodecs = []string{"PCMU", "PCMA"}
+
+// Values of calls.media.
+const (
+	MediaEcho    = "echo"
+	MediaTone    = "tone"
+	MediaSilence = "silence"
+	MediaRelay   = "relay"
+)
+
+// Values of calls.unhold_failure.
+const (
+	UnholdHangup = "hangup"
+	UnholdKeep   = "keep"
+)
+
+// Values of calls.video_request_default.
+const (
+	VideoAccept = "accept"
+	VideoReject = "reject"
+)
+
+// RedactedPassword is what Redacted writes in place of a password.
+const RedactedPassword = "********"
+
+// Config is uad's whole configuration.
+type Config struct {
+	SIP      SIP       `yaml:"sip"`
+	API      API       `yaml:"api"`
+	Media    Media     `yaml:"media"`
+	Calls    Calls     `yaml:"calls"`
+	Accounts []Account `yaml:"accounts"`
+	Log      Log       `yaml:"log"`
+	File     string    `yaml:"-"` // where it was loaded from ("" = the embedded default)
+}
+
+// SIP is the signalling side: listeners and the headers uad writes.
+type SIP struct {
+	Listen         []string   `yaml:"listen"`          // "udp|tcp|tls://IP:PORT"; port 0 = any free port
+	Advertise      string     `yaml:"advertise"`       // host[:port] for Contact/Via when listening on a wildcard address; "" = the listen address
+	UserAgent      string     `yaml:"user_agent"`      // User-Agent and Server header value
+	Identity       string     `yaml:"identity"`        // From URI of outgoing calls; "" = sip:uad@<advertised host>, derived by the caller
+	T1             Duration   `yaml:"t1"`              // SIP timer T1 (RFC 3261), the retransmit base
+	SessionExpires Duration   `yaml:"session_expires"` // Session-Expires offered (RFC 4028); at least MinSessionExpires
+	Listeners      []Listener `yaml:"-"`               // Listen, parsed
+}
+
+// Listener is one parsed sip.listen entry.
+type Listener struct {
+	Network string         // "udp", "tcp" or "tls"
+	Addr    netip.AddrPort // where to bind
+	Raw     string         // the entry as written, for messages
+}
+
+// API is the control API (HTTP + Server-Sent Events).
+type API struct {
+	Listen    string `yaml:"listen"`     // host:port; port 0 = any free port
+	TokenFile string `yaml:"token_file"` // when set, every request needs "Authorization: Bearer <its content>"
+}
+
+// Media is RTP: ports, addresses, codecs and what uad plays.
+type Media struct {
+	RTPPorts       string   `yaml:"rtp_ports"`        // inclusive range "FIRST-LAST" RTP (and RTCP) sockets use
+	PortMin        int      `yaml:"-"`                // RTPPorts' first port
+	PortMax        int      `yaml:"-"`                // RTPPorts' last port
+	Advertise      string   `yaml:"advertise"`        // IP written in SDP c= when RTP binds a wildcard address; "" = the bind address
+	Bind           string   `yaml:"bind"`             // IP RTP sockets bind to; "" in the file = the host of the first SIP listener
+	Codecs         []string `yaml:"codecs"`           // audio codecs in order of preference: PCMU, PCMA
+	HoldTone       string   `yaml:"hold_tone"`        // what a held party hears: a tone spec or a .wav path
+	Tone           string   `yaml:"tone"`             // what media mode "tone" plays: a tone spec or a .wav path
+	RTPTimeout     Duration `yaml:"rtp_timeout"`      // no RTP this long while the peer may send ends the call; 0 = off
+	RTPHoldTimeout Duration `yaml:"rtp_hold_timeout"` // the same while the call is held either way; 0 = off
+}
+
+// Calls is how calls are handled when a request does not say otherwise.
+type Calls struct {
+	AutoAnswer          bool     `yaml:"auto_answer"`           // answer incoming calls at once
+	Media               string   `yaml:"media"`                 // echo | tone | silence | relay
+	Relay               string   `yaml:"relay"`                 // IP:PORT of the local RTP endpoint in relay mode
+	UnholdFailure       string   `yaml:"unhold_failure"`        // after a failed unhold: hangup | keep
+	VideoRequestTimeout Duration `yaml:"video_request_timeout"` // how long a peer's add-video offer waits for a reply
+	VideoRequestDefault string   `yaml:"video_request_default"` // accept | reject, once that wait is over
+	Video               bool     `yaml:"video"`                 // accept video in incoming calls
+	MaxCalls            int      `yaml:"max_calls"`             // calls up at once; 0 = unlimited
+}
+
+// Account is a registration with a registrar.
+type Account struct {
+	Name          string `yaml:"name"`           // unique; what API requests name
+	AOR           string `yaml:"aor"`            // address of record, a sip: URI
+	Registrar     string `yaml:"registrar"`      // sip: URI REGISTER goes to
+	Username      string `yaml:"username"`       // digest user; "" in the file = the user part of AOR
+	Password      string `yaml:"password"`       // digest password; or PasswordFile, not both
+	PasswordFile  string `yaml:"password_file"`  // file holding the password, read by Secret
+	OutboundProxy string `yaml:"outbound_proxy"` // optional sip: URI every request of the account goes through
+	Transport     string `yaml:"transport"`      // udp | tcp | tls
+	Expires       int    `yaml:"expires"`        // registration lifetime asked for, in seconds
+}
+
+// Log is the daemon's logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // json | console
+}
+
+// Duration is a time.Duration written in YAML as a Go duration ("30s",
+// "500ms") or as an integer number of seconds.
+type Duration time.Duration
+
+// Duration returns d as a time.Duration.
+func (d Duration) Duration() time.Duration { return time.Duration(d) }
+
+// String formats d like time.Duration does.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalText writes d as a Go duration, which Parse reads back.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText reads a Go duration, for encoders other than Parse.
+func (d *Duration) UnmarshalText(text []byte) error {
+	v, err := time.ParseDuration(string(text))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Default returns the embedded default config: SIP on udp and tcp
+// 127.0.0.1:5060, the API on 127.0.0.1:8089, incoming calls answered with
+// echo.
+func Default() *Config {
+	cfg, err := build("", nil)
+	if err != nil {
+		panic("config: the embedded default.yaml is invalid: " + err.Error())
+	}
+	return cfg
+}
+
+// Load reads and validates the config file at path; see Parse.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		var pathErr *fs.PathError
+		if errors.As(err, &pathErr) {
+			err = pathErr.Err // the path is already in front of the message
+		}
+		return nil, &Errors{{File: path, Msg: err.Error()}}
+	}
+	return Parse(path, data)
+}
+
+// Parse reads a config from data over the defaults: a key the file leaves
+// out keeps its default. name is the file's path; it prefixes every error,
+// and relative paths in the file are taken from its directory. Any problem
+// fails the whole config, and the error is a *Errors listing them all.
+func Parse(name string, data []byte) (*Config, error) {
+	if data == nil {
+		data = []byte{} // nil would mean "defaults only" to build
+	}
+	return build(name, data)
+}
+
+// build decodes default.yaml, then data (unless nil) over it, and then
+// validates the result and fills in the fields derived from others.
+func build(name string, data []byte) (*Config, error) {
+	cfg := &Config{}
+	defaults := newDecoder("default.yaml")
+	defaults.decodeFile(defaultYAML, cfg)
+	if len(defaults.errs) > 0 {
+		return nil, defaults.result()
+	}
+	d := defaults
+	if data != nil {
+		cfg.File = name
+		d = newDecoder(name)
+		d.decodeFile(data, cfg)
+		d.baseDir = baseDir(name)
+	}
+	d.validate(cfg)
+	if len(d.errs) > 0 {
+		return nil, d.result()
+	}
+	return cfg, nil
+}
+
+// baseDir is where relative paths in the file named name are taken from.
+func baseDir(name string) string {
+	if name == "" {
+		return ""
+	}
+	return filepath.Dir(name)
+}
+
+// Redacted returns a copy of c with every password replaced by
+// RedactedPassword, for printing.
+func (c *Config) Redacted() *Config {
+	out := *c
+	out.SIP.Listen = clone(c.SIP.Listen)
+	out.SIP.Listeners = clone(c.SIP.Listeners)
+	out.Media.Codecs = clone(c.Media.Codecs)
+	out.Accounts = clone(c.Accounts)
+	for i := range out.Accounts {
+		if out.Accounts[i].Password != "" {
+			out.Accounts[i].Password = RedactedPassword
+		}
+	}
+	return &out
+}
+
+// clone copies s, keeping nil as nil.
+func clone[T any](s []T) []T {
+	if s == nil {
+		return nil
+	}
+	return append([]T(nil), s...)
+}
+
+// Account returns the account called name, or nil.
+func (c *Config) Account(name string) *Account {
+	for i := range c.Accounts {
+		if c.Accounts[i].Name == name {
+			return &c.Accounts[i]
+		}
+	}
+	return nil
+}
+
+// Secret returns the account's password: Password, or the content of
+// PasswordFile without its trailing newline.
+func (a *Account) Secret() (string, error) {
+	if a.PasswordFile == "" {
+		return a.Password, nil
+	}
+	data, err := os.ReadFile(a.PasswordFile)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimRight(string(data), "\r\n"), nil
+}
