@@ -35,6 +35,7 @@ const (
 	DefaultCallMedia           = MediaEcho
 	DefaultRelay               = "127.0.0.1:40000"
 	DefaultUnholdFailure       = UnholdHangup
+	DefaultHoldDialect         = HoldSendOnly
 	DefaultVideoRequestTimeout = 10 * time.Second
 	DefaultVideoRequestDefault = VideoReject
 	DefaultVideo               = true
@@ -63,6 +64,14 @@ const (
 const (
 	UnholdHangup = "hangup"
 	UnholdKeep   = "keep"
+)
+
+// Values of calls.hold_dialect: how uad's hold offers look, for peers that
+// accept only one form.
+const (
+	HoldSendOnly = "sendonly" // a=sendonly (RFC 3264 §8.4)
+	HoldInactive = "inactive" // a=inactive, for peers that want it (some carriers)
+	HoldLegacy   = "legacy"   // c=IN IP4 0.0.0.0 (RFC 2543), for very old peers
 )
 
 // Values of calls.video_request_default.
@@ -129,10 +138,18 @@ type Calls struct {
 	Media               string   `yaml:"media"`                 // echo | tone | silence | relay
 	Relay               string   `yaml:"relay"`                 // IP:PORT of the local RTP endpoint in relay mode
 	UnholdFailure       string   `yaml:"unhold_failure"`        // after a failed unhold: hangup | keep
+	HoldDialect         string   `yaml:"hold_dialect"`          // hold offer form: sendonly | inactive | legacy
+	Peers               []Peer   `yaml:"peers"`                 // per remote-host settings, first match wins
 	VideoRequestTimeout Duration `yaml:"video_request_timeout"` // how long a peer's add-video offer waits for a reply
 	VideoRequestDefault string   `yaml:"video_request_default"` // accept | reject, once that wait is over
 	Video               bool     `yaml:"video"`                 // accept video in incoming calls
 	MaxCalls            int      `yaml:"max_calls"`             // calls up at once; 0 = unlimited
+}
+
+// Peer overrides call settings for remote hosts matching a pattern.
+type Peer struct {
+	Match       string `yaml:"match"`        // host glob of the remote URI, e.g. "*.example.net" or "10.0.0.*"
+	HoldDialect string `yaml:"hold_dialect"` // sendonly | inactive | legacy
 }
 
 // Account is a registration with a registrar.
@@ -146,6 +163,7 @@ type Account struct {
 	OutboundProxy string `yaml:"outbound_proxy"` // optional sip: URI every request of the account goes through
 	Transport     string `yaml:"transport"`      // udp | tcp | tls
 	Expires       int    `yaml:"expires"`        // registration lifetime asked for, in seconds
+	HoldDialect   string `yaml:"hold_dialect"`   // hold offer form on this account's calls; "" = calls.hold_dialect
 }
 
 // Log is the daemon's logging.

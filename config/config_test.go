@@ -44,6 +44,7 @@ func TestDefault(t *testing.T) {
 			Media:               DefaultCallMedia,
 			Relay:               DefaultRelay,
 			UnholdFailure:       DefaultUnholdFailure,
+			HoldDialect:         DefaultHoldDialect,
 			VideoRequestTimeout: Duration(DefaultVideoRequestTimeout),
 			VideoRequestDefault: DefaultVideoRequestDefault,
 			Video:               DefaultVideo,
@@ -118,7 +119,7 @@ func TestDefaultYAMLHasEveryKey(t *testing.T) {
 		t.Fatal(d.result())
 	}
 	for _, path := range keyPaths(reflect.TypeFor[Config](), "") {
-		if path == "accounts" {
+		if path == "accounts" || path == "calls.peers" { // examples in comments
 			continue
 		}
 		if _, ok := d.lines[path]; !ok {
@@ -188,6 +189,8 @@ func TestFullFile(t *testing.T) {
 			Media:               MediaRelay,
 			Relay:               "127.0.0.1:41000",
 			UnholdFailure:       UnholdKeep,
+			HoldDialect:         HoldInactive,
+			Peers:               []Peer{{Match: "*.carrier.example", HoldDialect: HoldLegacy}},
 			VideoRequestTimeout: Duration(5 * time.Second),
 			VideoRequestDefault: VideoAccept,
 			Video:               false,
@@ -203,6 +206,7 @@ func TestFullFile(t *testing.T) {
 				OutboundProxy: "sip:proxy.example.com",
 				Transport:     "tcp",
 				Expires:       600,
+				HoldDialect:   HoldSendOnly,
 			},
 			{
 				Name:      "bob",
@@ -387,6 +391,8 @@ func TestErrors(t *testing.T) {
 		{"relay port", "calls:\n  relay: \"127.0.0.1:0\"\n", `bad.yaml:2: calls.relay: "127.0.0.1:0": port out of range`},
 		{"relay needed", "calls:\n  media: relay\n  relay: \"\"\n", "bad.yaml:3: calls.relay: must be set when calls.media is relay"},
 		{"unhold failure", "calls:\n  unhold_failure: retry\n", `bad.yaml:2: calls.unhold_failure: "retry": want hangup or keep`},
+		{"hold dialect", "calls:\n  hold_dialect: mute\n", `bad.yaml:2: calls.hold_dialect: "mute": want sendonly, inactive or legacy`},
+		{"peer pattern", "calls:\n  peers:\n    - match: \"[\"\n      hold_dialect: inactive\n", `bad.yaml:3: calls.peers[0].match: must be a host pattern such as "*.example.net"`},
 		{"video request default", "calls:\n  video_request_default: maybe\n", `bad.yaml:2: calls.video_request_default: "maybe": want accept or reject`},
 		{"video request timeout", "calls:\n  video_request_timeout: 0\n", "bad.yaml:2: calls.video_request_timeout: must be greater than 0"},
 		{"max calls", "calls:\n  max_calls: -1\n", "bad.yaml:2: calls.max_calls: must not be negative (0 = unlimited)"},

@@ -371,6 +371,14 @@ func (d *decoder) validateCalls(c *Calls) {
 		d.errorf(line, "calls.relay: must be set when calls.media is relay")
 	}
 	d.checkEnum("calls.unhold_failure", c.UnholdFailure, UnholdHangup, UnholdKeep)
+	d.checkEnum("calls.hold_dialect", c.HoldDialect, HoldSendOnly, HoldInactive, HoldLegacy)
+	for i, p := range c.Peers {
+		path := fmt.Sprintf("calls.peers[%d]", i)
+		if _, err := filepath.Match(p.Match, "x"); err != nil || p.Match == "" {
+			d.check(path+".match", errors.New("must be a host pattern such as \"*.example.net\""))
+		}
+		d.checkEnum(path+".hold_dialect", p.HoldDialect, HoldSendOnly, HoldInactive, HoldLegacy)
+	}
 	if c.VideoRequestTimeout <= 0 {
 		d.check("calls.video_request_timeout", errors.New("must be greater than 0"))
 	}
@@ -406,6 +414,9 @@ func (d *decoder) validateAccounts(accounts []Account) {
 			d.checkFile(path+".password_file", &a.PasswordFile)
 		}
 		d.checkEnum(path+".transport", a.Transport, "udp", "tcp", "tls")
+		if a.HoldDialect != "" {
+			d.checkEnum(path+".hold_dialect", a.HoldDialect, HoldSendOnly, HoldInactive, HoldLegacy)
+		}
 		if a.Expires <= 0 {
 			d.check(path+".expires", errors.New("must be greater than 0 seconds"))
 		}

@@ -27,6 +27,7 @@ type Call struct {
 	info      CallInfo // what the API sees, kept current by the loop
 	dlg       *sip.Dialog
 	spec      MediaSpec
+	dialect   string // hold offer form for this peer (calls.hold_dialect)
 	local     *media.LocalSession
 	remote    *media.RemoteSession
 	audio     *media.Stream

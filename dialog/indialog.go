@@ -91,6 +91,8 @@ func (c *Call) onOffer(req *gosip.Request, tx gosip.ServerTransaction) {
 		return
 	}
 	prevStreams, prevParams := c.local.Streams, c.params
+	// An answer states our directions, so it needs no legacy address.
+	c.local.LegacyHold = false
 	c.answerReoffer(offer)
 	ls, _ := c.local.Stream("audio")
 	rs, _ := offer.Stream("audio")
@@ -134,7 +136,7 @@ func (c *Call) answerReoffer(offer *media.RemoteSession) {
 				audioTaken = true
 				ls.Port = int(c.audio.LocalAddr().Port())
 				ls.Formats = fs
-				ls.Direction = media.Intersect(rs.EffectiveDirection(), true, !c.localHold)
+				ls.Direction = media.Intersect(rs.EffectiveDirection(), c.holdSends(c.localHold), !c.localHold)
 			}
 		}
 		streams[i] = ls
@@ -147,7 +149,7 @@ func (c *Call) answerReoffer(offer *media.RemoteSession) {
 func (c *Call) setOfferDirections() {
 	for i := range c.local.Streams {
 		if c.local.Streams[i].Port != 0 {
-			c.local.Streams[i].Direction = offerDirection(c.localHold, c.remoteHold)
+			c.local.Streams[i].Direction = c.offerDirection(c.localHold)
 		}
 	}
 }

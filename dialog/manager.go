@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
+	"path"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,7 +39,28 @@ type Config struct {
 	MaxCalls       int
 	UnholdFailure  string        // "hangup" (default) or "keep"
 	SessionExpires time.Duration // RFC 4028 interval offered; 0 = no session timer
+	HoldDialect    string        // sendonly (default), inactive or legacy
+	Peers          []PeerRule    // per remote-host overrides, first match wins
 	EndedRetention time.Duration // how long ended calls stay listed
+}
+
+// PeerRule overrides settings for remote hosts matching a glob.
+type PeerRule struct {
+	Match       string
+	HoldDialect string
+}
+
+// holdDialect is the hold offer form for a remote host.
+func (cfg *Config) holdDialect(host string) string {
+	for _, p := range cfg.Peers {
+		if ok, _ := path.Match(p.Match, host); ok && p.HoldDialect != "" {
+			return p.HoldDialect
+		}
+	}
+	if cfg.HoldDialect == "" {
+		return DialectSendOnly
+	}
+	return cfg.HoldDialect
 }
 
 // Manager holds every call and is the entry point of the control API.
@@ -186,6 +208,7 @@ func (m *Manager) Place(ctx context.Context, req PlaceRequest) (CallInfo, error)
 		return CallInfo{}, err
 	}
 	c.dlg = m.ep.NewUACDialog(target, cfg.Identity, transport)
+	c.dialect = cfg.holdDialect(target.Host)
 	c.log = c.log.With().Str("sip_call_id", c.dlg.CallID).Logger()
 	c.start()
 	var info CallInfo
@@ -240,6 +263,7 @@ func (m *Manager) HandleInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 		return
 	}
 	c.dlg = dlg
+	c.dialect = cfg.holdDialect(dlg.Remote.Host)
 	c.log = c.log.With().Str("sip_call_id", dlg.CallID).Logger()
 	c.inviteReq, c.inviteTx, c.offer = req, tx, offer
 	c.inviteDone = make(chan struct{})

@@ -25,13 +25,20 @@ var ErrNotHolder = &StateError{Msg: "only the side that held the call can resume
 // reinvite is one session change we offer: hold or unhold, with what to
 // restore if the peer refuses it.
 type reinvite struct {
-	op       string
-	wantHold bool
-	done     chan error // the API caller's answer; buffered
-	tries    int
-	backoff  *time.Timer // set while waiting to retry after 491
-	req      *gosip.Request
-	prev     []media.LocalStream
+	op         string
+	wantHold   bool
+	done       chan error // the API caller's answer; buffered
+	tries      int
+	backoff    *time.Timer // set while waiting to retry after 491
+	req        *gosip.Request
+	prev       []media.LocalStream // our m-lines before the offer, restored on failure
+	prevLegacy bool
+}
+
+// rollback restores our SDP as it was before r's offer.
+func (c *Call) rollback(r *reinvite) {
+	c.rollback(r)
+	c.local.LegacyHold = r.prevLegacy
 }
 
 func (r *reinvite) finish(err error) {
@@ -120,10 +127,23 @@ func closedErr(err error) <-chan error {
 	return ch
 }
 
-// offerDirection is the audio direction we offer, from the two hold flags
-// (RFC 6337 §5.3: a side that does not hold offers sendrecv even while held).
-func offerDirection(localHold, remoteHold bool) media.Direction {
-	return media.FromFlags(!(localHold && remoteHold), !localHold)
+// Hold dialects (calls.hold_dialect): how our hold offers look.
+const (
+	DialectSendOnly = "sendonly"
+	DialectInactive = "inactive"
+	DialectLegacy   = "legacy"
+)
+
+// offerDirection is the audio direction we offer for a hold state (RFC
+// 6337 §5.3: a side that does not hold offers sendrecv even while held).
+func (c *Call) offerDirection(localHold bool) media.Direction {
+	return media.FromFlags(!(localHold && c.remoteHold) && c.holdSends(localHold), !localHold)
+}
+
+// holdSends reports whether we send (the hold tone) while holding: not in
+// the inactive dialect.
+func (c *Call) holdSends(localHold bool) bool {
+	return !localHold || c.dialect != DialectInactive
 }
 
 func (c *Call) sendReinvite(r *reinvite) {
@@ -133,18 +153,21 @@ func (c *Call) sendReinvite(r *reinvite) {
 	streams := append([]media.LocalStream(nil), c.local.Streams...)
 	for i := range streams {
 		if streams[i].Port != 0 {
-			streams[i].Direction = offerDirection(r.wantHold, c.remoteHold)
+			streams[i].Direction = c.offerDirection(r.wantHold)
 		}
 	}
 	c.local.Streams = streams
+	prevLegacy := c.local.LegacyHold
+	c.local.LegacyHold = r.wantHold && c.dialect == DialectLegacy
 	r.req = c.dlg.NewRequest(gosip.INVITE, c.local.Marshal())
+	r.prevLegacy = prevLegacy
 	r.req.AppendHeader(gosip.NewHeader("Allow", allowHeader))
 	for _, h := range c.timerHeadersForRequest() {
 		r.req.AppendHeader(h)
 	}
 	tx, err := c.dlg.Send(context.Background(), r.req)
 	if err != nil {
-		c.local.Streams = r.prev
+		c.rollback(r)
 		c.reinviteFailed(r, 0, err)
 		return
 	}
@@ -218,10 +241,10 @@ func (c *Call) onReinviteResponse(r *reinvite, tx gosip.ClientTransaction, res *
 		}
 		r.finish(nil)
 	case res.StatusCode == 491 && r.tries <= maxGlareRetries:
-		c.local.Streams = r.prev
+		c.rollback(r)
 		c.glareRetry(r)
 	default:
-		c.local.Streams = r.prev
+		c.rollback(r)
 		c.reinviteFailed(r, res.StatusCode, &SIPError{Status: res.StatusCode, Reason: res.Reason})
 	}
 }
@@ -246,7 +269,7 @@ func (c *Call) onReinviteDone(r *reinvite, err error) {
 	if c.out != r || c.ended || r.backoff != nil {
 		return
 	}
-	c.local.Streams = r.prev
+	c.rollback(r)
 	c.reinviteFailed(r, 408, ErrNoAnswer)
 }
 

@@ -33,6 +33,9 @@ type LocalSession struct {
 	Version   uint64
 	Addr      netip.Addr
 	Streams   []LocalStream
+	// LegacyHold writes an RFC 2543 hold: c=0.0.0.0 and no direction
+	// attributes, for old peers that know nothing else.
+	LegacyHold bool
 
 	sent []byte // content of the previous SDP sent, o= version zeroed
 }
@@ -87,7 +90,7 @@ func (l *LocalSession) render(version uint64) []byte {
 		},
 		SessionName: "uad",
 		ConnectionInformation: &sdp.ConnectionInformation{
-			NetworkType: "IN", AddressType: addrType, Address: &sdp.Address{Address: l.Addr.String()},
+			NetworkType: "IN", AddressType: addrType, Address: &sdp.Address{Address: l.connAddr()},
 		},
 		TimeDescriptions: []sdp.TimeDescription{{Timing: sdp.Timing{}}},
 	}
@@ -122,7 +125,9 @@ func (l *LocalSession) render(version uint64) []byte {
 			if s.Kind == "audio" {
 				md.Attributes = append(md.Attributes, sdp.NewAttribute("ptime", "20"))
 			}
-			md.Attributes = append(md.Attributes, sdp.NewPropertyAttribute(string(s.Direction)))
+			if !l.LegacyHold {
+				md.Attributes = append(md.Attributes, sdp.NewPropertyAttribute(string(s.Direction)))
+			}
 		}
 		sd.MediaDescriptions = append(sd.MediaDescriptions, md)
 	}
@@ -132,6 +137,16 @@ func (l *LocalSession) render(version uint64) []byte {
 		panic("media: marshal local sdp: " + err.Error())
 	}
 	return out
+}
+
+func (l *LocalSession) connAddr() string {
+	if l.LegacyHold {
+		if l.Addr.Is6() {
+			return "::"
+		}
+		return "0.0.0.0"
+	}
+	return l.Addr.String()
 }
 
 // AnswerAudio chooses the formats of an audio answer: the offered codecs uad

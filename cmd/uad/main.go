@@ -242,6 +242,10 @@ func dialogConfig(cfg *config.Config) (dialog.Config, error) {
 		}
 		spec.Relay = ap
 	}
+	var peers []dialog.PeerRule
+	for _, p := range cfg.Calls.Peers {
+		peers = append(peers, dialog.PeerRule{Match: p.Match, HoldDialect: p.HoldDialect})
+	}
 	return dialog.Config{
 		AutoAnswer:     cfg.Calls.AutoAnswer,
 		Media:          spec,
@@ -253,5 +257,7 @@ func dialogConfig(cfg *config.Config) (dialog.Config, error) {
 		MaxCalls:       cfg.Calls.MaxCalls,
 		UnholdFailure:  cfg.Calls.UnholdFailure,
 		SessionExpires: time.Duration(cfg.SIP.SessionExpires),
+		HoldDialect:    cfg.Calls.HoldDialect,
+		Peers:          peers,
 	}, nil
 }
