@@ -31,7 +31,7 @@ func parseSessionExpires(v string) (time.Duration, string, bool) {
 	refresher := ""
 	for _, p := range parts[1:] {
 		k, val, _ := strings.Cut(strings.TrimSpace(p), "=")
-		if strings.EqualFold(k, "refresher") {
+		if strings.EqualFold(strings.TrimSpace(k), "refresher") {
 			refresher = strings.ToLower(strings.TrimSpace(val))
 		}
 	}
