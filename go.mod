@@ -3,20 +3,23 @@ module uad
 go 1.26.8
 
 require (
-	github.com/emiago/sipgo v1.7.3 // indirect
+	github.com/emiago/sipgo v1.7.3
+	github.com/goccy/go-yaml v1.19.2
+	github.com/pion/rtp v1.10.6
+	github.com/pion/sdp/v3 v3.0.20
+	github.com/rs/zerolog v1.35.1
+	github.com/zaf/g711 v1.4.0
+)
+
+require (
 	github.com/gobwas/httphead v0.1.0 // indirect
 	github.com/gobwas/pool v0.2.1 // indirect
 	github.com/gobwas/ws v1.3.2 // indirect
-	github.com/goccy/go-yaml v1.19.2 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/icholy/digest v1.2.0 // indirect
 	github.com/mattn/go-colorable v0.1.14 // indirect
 	github.com/mattn/go-isatty v0.0.20 // indirect
 	github.com/pion/randutil v0.1.0 // indirect
-	github.com/pion/rtp v1.10.6 // indirect
-	github.com/pion/sdp/v3 v3.0.20 // indirect
-	github.com/rs/zerolog v1.35.1 // indirect
-	github.com/zaf/g711 v1.4.0 // indirect
 	golang.org/x/sync v0.16.0 // indirect
 	golang.org/x/sys v0.29.0 // indirect
 )

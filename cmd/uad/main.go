@@ -165,8 +165,16 @@ func run(ctx context.Context, log zerolog.Logger, cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("api: listen %s: %w", cfg.API.Listen, err)
 	}
+	var handler http.Handler = api.New(log.With().Str("component", "api").Logger(), calls, bus, endpoint.Ready)
+	if cfg.API.TokenFile != "" {
+		token, err := os.ReadFile(cfg.API.TokenFile)
+		if err != nil {
+			return fmt.Errorf("api.token_file: %w", err)
+		}
+		handler = api.RequireToken(strings.TrimSpace(string(token)), handler)
+	}
 	httpSrv := &http.Server{
-		Handler:           api.New(log.With().Str("component", "api").Logger(), calls, bus, endpoint.Ready),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	go func() {
