@@ -172,6 +172,15 @@ func (c *Call) onAck(req *gosip.Request) {
 	}
 }
 
+// implicitAck confirms our pending 2xx without its ACK.
+func (c *Call) implicitAck() {
+	c.unacked.stop()
+	c.unacked = nil
+	if !c.connected {
+		c.markConnected()
+	}
+}
+
 // onCancel: the caller gave up before we answered; sipgo sent the 487.
 func (c *Call) onCancel() {
 	if c.answered || c.ended {

@@ -57,8 +57,14 @@ func (c *Call) onReinvite(req *gosip.Request, tx gosip.ServerTransaction) {
 		return
 	}
 	if c.unacked != nil {
-		c.dlg.Respond(tx, req, 500, "Server Internal Error", nil, gosip.NewHeader("Retry-After", "1"))
-		return
+		if c.unacked.offered {
+			// Our offer awaits its answer in the ACK (RFC 3261 §14.2).
+			c.dlg.Respond(tx, req, 500, "Server Internal Error", nil, gosip.NewHeader("Retry-After", "1"))
+			return
+		}
+		// A newer INVITE shows the peer has our 2xx: its ACK is only late
+		// (each message runs on its own goroutine, so they can cross).
+		c.implicitAck()
 	}
 	c.onOffer(req, tx)
 }
@@ -81,7 +87,7 @@ func (c *Call) onOffer(req *gosip.Request, tx gosip.ServerTransaction) {
 		c.await2xxAck(req.CSeq().SeqNo, res, true)
 		return
 	}
-	if req.Method == gosip.UPDATE && (c.out != nil && c.out.backoff == nil || c.unacked != nil) {
+	if req.Method == gosip.UPDATE && (c.out != nil && c.out.backoff == nil || c.unacked != nil && c.unacked.offered) {
 		c.dlg.Respond(tx, req, 491, "Request Pending", nil) // RFC 3311 §5.2
 		return
 	}
