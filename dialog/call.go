@@ -62,6 +62,7 @@ type Call struct {
 	unacked *pending2xx
 
 	rtpTimer *time.Timer
+	rtpSince time.Time // when the agreed direction last changed
 }
 
 type pending2xx struct {
@@ -349,7 +350,12 @@ func (c *Call) applyMedia() {
 		return
 	}
 	peer := rs.EffectiveDirection()
-	c.agreed = media.FromFlags(ls.Direction.Sends() && peer.Receives(), ls.Direction.Receives() && peer.Sends())
+	agreed := media.FromFlags(ls.Direction.Sends() && peer.Receives(), ls.Direction.Receives() && peer.Sends())
+	if agreed != c.agreed {
+		// The peer may only now start sending: its silence counts from here.
+		c.rtpSince = time.Now()
+	}
+	c.agreed = agreed
 	c.audio.Configure(media.StreamConfig{
 		Mode:      media.Mode(c.spec.Mode),
 		Params:    c.params,
@@ -378,7 +384,6 @@ func (c *Call) startRTPWatch() {
 		return
 	}
 	interval := max(limit/4, 250*time.Millisecond)
-	since := time.Now()
 	var check func()
 	check = func() {
 		if c.ended {
@@ -389,8 +394,8 @@ func (c *Call) startRTPWatch() {
 			timeout = cfg.RTPHoldTimeout
 		}
 		last := c.audio.Stats().LastReceived
-		if last.Before(since) {
-			last = since
+		if last.Before(c.rtpSince) {
+			last = c.rtpSince
 		}
 		if timeout > 0 && time.Since(last) > timeout {
 			c.log.Warn().Dur("silent_for", time.Since(last)).Msg("no RTP from the peer: hanging up")

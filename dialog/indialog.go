@@ -51,6 +51,11 @@ func (c *Call) onRequest(req *gosip.Request, tx gosip.ServerTransaction) {
 // onReinvite handles an INVITE inside the dialog. A 2xx of ours still
 // waiting for its ACK makes a new one wait (500 with Retry-After, RFC 3261 §14.2).
 func (c *Call) onReinvite(req *gosip.Request, tx gosip.ServerTransaction) {
+	if c.info.Direction == "inbound" && !c.answered {
+		// We have not answered the first INVITE yet (RFC 3261 §14.2).
+		c.dlg.Respond(tx, req, 500, "Server Internal Error", nil, gosip.NewHeader("Retry-After", "2"))
+		return
+	}
 	if c.out != nil && c.out.backoff == nil {
 		// Glare: our own re-INVITE is pending (RFC 3261 §14.2).
 		c.dlg.Respond(tx, req, 491, "Request Pending", nil)

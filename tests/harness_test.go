@@ -330,6 +330,8 @@ type UAD struct {
 	done   chan struct{}
 	exit   error
 	client *http.Client
+	// stopped is set by Stop: the process's exit was expected and checked.
+	stopped bool
 }
 
 func boolPtr(b bool) *bool { return &b }
@@ -452,7 +454,9 @@ func (u *UAD) stop() {
 	t := u.t
 	select {
 	case <-u.done:
-		t.Errorf("uad %s exited before the end of the test: %v", u.Name, u.exit)
+		if !u.stopped {
+			t.Errorf("uad %s exited before the end of the test: %v", u.Name, u.exit)
+		}
 	default:
 		_ = u.cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -469,6 +473,27 @@ func (u *UAD) stop() {
 	if t.Failed() {
 		t.Logf("---- uad %s log (%s) ----\n%s\n---- end of uad %s log ----",
 			u.Name, u.LogPath, tail(readFile(u.LogPath), 256<<10), u.Name)
+	}
+}
+
+// Stop sends SIGTERM and waits up to timeout for the process to exit; it
+// returns the exit error (nil: status 0), or fails the test when the process
+// is still running (then it is killed). The end-of-test check then expects
+// the process gone.
+func (u *UAD) Stop(t testing.TB, timeout time.Duration) error {
+	t.Helper()
+	u.stopped = true
+	if err := u.cmd.Process.Signal(syscall.SIGTERM); err != nil && u.Running() {
+		t.Fatalf("uad %s: SIGTERM: %v", u.Name, err)
+	}
+	select {
+	case <-u.done:
+		return u.exit
+	case <-time.After(timeout):
+		_ = u.cmd.Process.Kill()
+		<-u.done
+		t.Fatalf("uad %s did not exit within %v of SIGTERM; killed", u.Name, timeout)
+		return nil
 	}
 }
 
