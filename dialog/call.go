@@ -415,6 +415,9 @@ func (c *Call) markConnected() {
 	c.info.ConnectedAt = &now
 	c.info.State = StateLive
 	c.emit("call.connected", nil)
+	if c.rtpSince.IsZero() {
+		c.rtpSince = time.Now()
+	}
 	c.startRTPWatch()
 }
 
