@@ -23,6 +23,7 @@ type Call struct {
 	inbox chan func()
 	done  chan struct{} // closed when the loop exits
 	snap  atomic.Pointer[CallInfo]
+	self  *atomic.Pointer[Call] // cleared at the end, for hooks that outlive the call
 
 	info      CallInfo // what the API sees, kept current by the loop
 	dlg       *sip.Dialog
@@ -265,6 +266,9 @@ func (c *Call) end(reason string, status int) {
 	}
 	if c.inviteDone != nil && !c.answered {
 		c.releaseInvite()
+	}
+	if c.self != nil {
+		c.self.Store(nil)
 	}
 	c.m.ended(c)
 	c.log.Info().Str("reason", reason).Int("sip_status", status).Msg("call ended")

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -72,8 +73,8 @@ type Manager struct {
 	emit EventSink
 
 	mu    sync.Mutex
-	calls map[string]*Call
-	order []string // creation order, for listing
+	calls map[string]*Call     // calls up
+	past  map[string]*CallInfo // calls ended in the last EndedRetention
 
 	shutting atomic.Bool
 	active   atomic.Int64
@@ -86,7 +87,7 @@ func NewManager(log zerolog.Logger, cfg Config, eng *media.Engine, emit EventSin
 	if cfg.EndedRetention == 0 {
 		cfg.EndedRetention = 60 * time.Second
 	}
-	m := &Manager{log: log, eng: eng, emit: emit, calls: map[string]*Call{}}
+	m := &Manager{log: log, eng: eng, emit: emit, calls: map[string]*Call{}, past: map[string]*CallInfo{}}
 	m.cfg.Store(&cfg)
 	return m
 }
@@ -113,53 +114,62 @@ func newCallID() string {
 func (m *Manager) add(c *Call) {
 	m.mu.Lock()
 	m.calls[c.id] = c
-	m.order = append(m.order, c.id)
 	m.mu.Unlock()
 	m.active.Add(1)
 }
 
-// ended is called by a call's loop when it ends; the call stays listed for a while.
+// ended is called by a call's loop when it ends. Only the call's final
+// snapshot stays listed, for EndedRetention: the call itself is released.
 func (m *Manager) ended(c *Call) {
 	m.active.Add(-1)
-	time.AfterFunc(m.config().EndedRetention, func() {
+	id, final := c.id, c.Snapshot()
+	m.mu.Lock()
+	delete(m.calls, id)
+	m.past[id] = final
+	m.mu.Unlock()
+	time.AfterFunc(m.config().EndedRetention, func() { // holds the id, not the call
 		m.mu.Lock()
-		delete(m.calls, c.id)
-		for i, id := range m.order {
-			if id == c.id {
-				m.order = append(m.order[:i], m.order[i+1:]...)
-				break
-			}
-		}
+		delete(m.past, id)
 		m.mu.Unlock()
 	})
 }
 
-func (m *Manager) call(id string) (*Call, error) {
+// call finds a call that is up; for an ended one it returns its snapshot.
+func (m *Manager) call(id string) (*Call, *CallInfo, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	c, ok := m.calls[id]
-	if !ok {
-		return nil, ErrCallNotFound
+	if c, ok := m.calls[id]; ok {
+		return c, nil, nil
 	}
-	return c, nil
+	if info, ok := m.past[id]; ok {
+		return nil, info, nil
+	}
+	return nil, nil, ErrCallNotFound
 }
 
 // List returns the calls up and those ended in the last minute, oldest first.
 func (m *Manager) List() []CallInfo {
 	m.mu.Lock()
-	out := make([]CallInfo, 0, len(m.order))
-	for _, id := range m.order {
-		out = append(out, *m.calls[id].Snapshot())
+	out := make([]CallInfo, 0, len(m.calls)+len(m.past))
+	for _, c := range m.calls {
+		out = append(out, *c.Snapshot())
+	}
+	for _, info := range m.past {
+		out = append(out, *info)
 	}
 	m.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
 	return out
 }
 
 // Get returns one call.
 func (m *Manager) Get(id string) (CallInfo, error) {
-	c, err := m.call(id)
+	c, info, err := m.call(id)
 	if err != nil {
 		return CallInfo{}, err
+	}
+	if c == nil {
+		return *info, nil
 	}
 	return *c.Snapshot(), nil
 }
@@ -268,7 +278,16 @@ func (m *Manager) HandleInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 	c.inviteReq, c.inviteTx, c.offer = req, tx, offer
 	c.inviteDone = make(chan struct{})
 	m.ep.Register(dlg.CallID, dlg.LocalTag, c)
-	tx.OnCancel(func(*gosip.Request) { c.post(c.onCancel) })
+	// sipgo keeps the transaction, and so this hook, for 64·T1 after the
+	// call: reach the call through a reference that ending clears.
+	ref := new(atomic.Pointer[Call])
+	ref.Store(c)
+	c.self = ref
+	tx.OnCancel(func(*gosip.Request) {
+		if c := ref.Load(); c != nil {
+			c.post(c.onCancel)
+		}
+	})
 	c.start()
 	if !c.post(c.onIncoming) {
 		m.ep.Respond(tx, req, 503, "Service Unavailable", nil)
@@ -289,6 +308,9 @@ func (m *Manager) Answer(ctx context.Context, id string, spec *MediaSpec) (CallI
 
 // Hangup ends a call: BYE when up, CANCEL when calling, 603 when unanswered.
 func (m *Manager) Hangup(ctx context.Context, id string) (CallInfo, error) {
+	if _, info, err := m.call(id); err == nil && info != nil {
+		return *info, nil // already ended: a no-op
+	}
 	return m.command(ctx, id, func(c *Call) error { c.hangup(EndLocal); return nil })
 }
 
@@ -305,9 +327,12 @@ func (m *Manager) Unhold(ctx context.Context, id string) (CallInfo, error) {
 
 // operate starts an operation on the call's loop and waits for its outcome.
 func (m *Manager) operate(ctx context.Context, id string, start func(*Call) (<-chan error, error)) (CallInfo, error) {
-	c, err := m.call(id)
+	c, info, err := m.call(id)
 	if err != nil {
 		return CallInfo{}, err
+	}
+	if c == nil {
+		return *info, errEnded
 	}
 	var done <-chan error
 	var serr error
@@ -315,7 +340,7 @@ func (m *Manager) operate(ctx context.Context, id string, start func(*Call) (<-c
 		if ctx.Err() != nil {
 			return CallInfo{}, ctx.Err()
 		}
-		return *c.Snapshot(), &StateError{Msg: "the call has ended"}
+		return *c.Snapshot(), errEnded
 	}
 	if serr != nil {
 		return *c.Snapshot(), serr
@@ -351,9 +376,12 @@ func (m *Manager) SendDTMF(ctx context.Context, id string, digits string, d time
 
 // command runs f on the call's loop and returns the call as f left it.
 func (m *Manager) command(ctx context.Context, id string, f func(*Call) error) (CallInfo, error) {
-	c, err := m.call(id)
+	c, info, err := m.call(id)
 	if err != nil {
 		return CallInfo{}, err
+	}
+	if c == nil {
+		return *info, errEnded
 	}
 	var ferr error
 	if !c.run(ctx, func() { ferr = f(c) }) {
@@ -393,6 +421,8 @@ func (m *Manager) Shutdown(ctx context.Context) {
 	case <-ctx.Done():
 	}
 }
+
+var errEnded = &StateError{Msg: "the call has ended"}
 
 func warning(text string) gosip.Header {
 	text = strings.NewReplacer(`"`, `'`, "\r", " ", "\n", " ").Replace(text)
