@@ -77,7 +77,7 @@ type pending2xx struct {
 
 func newCall(m *Manager, direction string, spec MediaSpec) (*Call, error) {
 	cfg := m.config()
-	stream, err := m.eng.NewStream(spec.Mode == MediaRelay)
+	stream, err := m.eng.NewStream(false, spec.Mode == MediaRelay)
 	if err != nil {
 		if errors.Is(err, media.ErrNoPorts) {
 			return nil, ErrNoMediaPorts

@@ -40,7 +40,7 @@ func (c *Call) answer(spec *MediaSpec) error {
 	if spec != nil && *spec != c.spec {
 		if (spec.Mode == MediaRelay) != (c.spec.Mode == MediaRelay) {
 			// Relay needs its own socket pair toward the local endpoint.
-			stream, err := c.m.eng.NewStream(spec.Mode == MediaRelay)
+			stream, err := c.m.eng.NewStream(false, spec.Mode == MediaRelay)
 			if err != nil {
 				return ErrNoMediaPorts
 			}

@@ -22,14 +22,13 @@ type EngineConfig struct {
 // Engine owns the RTP port pool, the shared 20 ms scheduler of generated
 // streams and the precomputed tone clips.
 type Engine struct {
-	log      zerolog.Logger
-	bind     netip.Addr
-	ports    *portPool
-	sched    *scheduler
-	holdSpec string
-	toneSpec string
-
+	log    zerolog.Logger
+	bind   netip.Addr
+	ports  *portPool
+	sched  *scheduler
 	clipMu sync.Mutex
+	hold   string // spec of the hold tone
+	tone   string // spec of media mode "tone"
 	clips  map[clipKey]*Clip
 }
 
@@ -41,12 +40,12 @@ type clipKey struct {
 // NewEngine validates the tone specs and starts the scheduler.
 func NewEngine(log zerolog.Logger, cfg EngineConfig) (*Engine, error) {
 	e := &Engine{
-		log:      log,
-		bind:     cfg.Bind,
-		ports:    newPortPool(cfg.PortMin, cfg.PortMax),
-		holdSpec: cfg.HoldTone,
-		toneSpec: cfg.Tone,
-		clips:    map[clipKey]*Clip{},
+		log:   log,
+		bind:  cfg.Bind,
+		ports: newPortPool(cfg.PortMin, cfg.PortMax),
+		hold:  cfg.HoldTone,
+		tone:  cfg.Tone,
+		clips: map[clipKey]*Clip{},
 	}
 	for _, spec := range []string{cfg.HoldTone, cfg.Tone} {
 		for _, law := range []Law{PCMU, PCMA} {
@@ -68,6 +67,18 @@ func (e *Engine) clip(spec string, law Law) *Clip {
 	return e.clips[clipKey{spec, law}]
 }
 
+func (e *Engine) holdSpec() string {
+	e.clipMu.Lock()
+	defer e.clipMu.Unlock()
+	return e.hold
+}
+
+func (e *Engine) toneSpec() string {
+	e.clipMu.Lock()
+	defer e.clipMu.Unlock()
+	return e.tone
+}
+
 // SetTones swaps the hold tone and tone for streams configured from now on.
 func (e *Engine) SetTones(hold, tone string) error {
 	loaded := map[clipKey]*Clip{}
@@ -81,7 +92,7 @@ func (e *Engine) SetTones(hold, tone string) error {
 		}
 	}
 	e.clipMu.Lock()
-	e.clips, e.holdSpec, e.toneSpec = loaded, hold, tone
+	e.clips, e.hold, e.tone = loaded, hold, tone
 	e.clipMu.Unlock()
 	return nil
 }
@@ -92,16 +103,20 @@ func (e *Engine) FreePairs() int { return e.ports.available() }
 // Close stops the scheduler. Streams must be closed by their owners first.
 func (e *Engine) Close() { e.sched.stop() }
 
-// NewStream opens an RTP/RTCP socket pair for a call stream; with relay set
-// it also opens the pair that faces the local relay endpoint.
-func (e *Engine) NewStream(relay bool) (*Stream, error) {
-	s := &Stream{eng: e}
+// NewStream opens an RTP/RTCP socket pair for an audio or video stream;
+// with relay set it also opens the pair that faces the local relay endpoint.
+func (e *Engine) NewStream(video, relay bool) (*Stream, error) {
+	s := &Stream{eng: e, video: video}
+	rate := uint32(sampleRate)
+	if video {
+		rate = videoRate
+	}
 	var err error
 	if s.port, s.rtp, s.rtcp, err = e.openPair(); err != nil {
 		return nil, err
 	}
 	s.local = netip.AddrPortFrom(e.bind, uint16(s.port))
-	s.toPeer = newSender(s.rtp)
+	s.toPeer = newSender(s.rtp, rate)
 	if relay {
 		if s.relayPort, s.relayRTP, s.relayRTCP, err = e.openPair(); err != nil {
 			s.rtp.Close()
@@ -109,7 +124,7 @@ func (e *Engine) NewStream(relay bool) (*Stream, error) {
 			e.ports.put(s.port)
 			return nil, err
 		}
-		s.toRelay = newSender(s.relayRTP)
+		s.toRelay = newSender(s.relayRTP, rate)
 		s.done.Add(1)
 		go s.readRelay()
 	}

@@ -10,9 +10,10 @@ import (
 )
 
 const (
-	sampleRate   = 8000
-	frameSamples = 160 // 20 ms at 8 kHz
-	frameBytes   = 160 // one G.711 frame
+	sampleRate   = 8000  // G.711
+	videoRate    = 90000 // every video codec uad relays
+	frameSamples = 160   // 20 ms at 8 kHz
+	frameBytes   = 160   // one G.711 frame
 	maxPacket    = 1500
 )
 
@@ -22,6 +23,7 @@ const (
 // Callers serialise access (the owning stream's mutex).
 type sender struct {
 	conn *net.UDPConn
+	rate uint32 // RTP clock rate of the stream
 	hdr  rtp.Header
 	buf  [maxPacket]byte
 
@@ -37,8 +39,8 @@ type sender struct {
 	packets, bytes uint64
 }
 
-func newSender(conn *net.UDPConn) *sender {
-	s := &sender{conn: conn, resync: true}
+func newSender(conn *net.UDPConn, rate uint32) *sender {
+	s := &sender{conn: conn, rate: rate, resync: true}
 	s.hdr.Version = 2
 	s.hdr.SSRC = rand.Uint32()
 	s.hdr.SequenceNumber = uint16(rand.Uint32())
@@ -56,7 +58,7 @@ func (s *sender) clockTS(now time.Time) uint32 {
 		return s.hdr.Timestamp
 	}
 	elapsed := now.Sub(s.lastSend)
-	samples := uint32(elapsed * sampleRate / time.Second)
+	samples := uint32(elapsed * time.Duration(s.rate) / time.Second)
 	if samples == 0 {
 		samples = 1
 	}
@@ -81,7 +83,7 @@ func (s *sender) sendGenerated(to netip.AddrPort, pt uint8, payload []byte, now 
 // sendForwarded sends a packet from another RTP stream under our own SSRC,
 // keeping its relative timing.
 func (s *sender) sendForwarded(to netip.AddrPort, in *rtp.Header, pt uint8, payload []byte, now time.Time) {
-	if s.resync || !s.started || in.SSRC != s.inSSRC || in.Timestamp-s.lastTSIn > 10*sampleRate {
+	if s.resync || !s.started || in.SSRC != s.inSSRC || in.Timestamp-s.lastTSIn > 10*s.rate {
 		base := s.clockTS(now)
 		s.tsOffset = base - in.Timestamp
 		s.inSSRC = in.SSRC

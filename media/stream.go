@@ -26,7 +26,8 @@ const (
 // source from it.
 type StreamConfig struct {
 	Mode      Mode
-	Params    AudioParams
+	Params    AudioParams    // audio streams
+	Video     VideoParams    // video streams
 	Send      bool           // the agreed direction lets uad send
 	Accept    bool           // uad takes what the peer sends
 	LocalHold bool           // uad holds the call: send the hold tone, drop input
@@ -45,24 +46,32 @@ const (
 	srcHoldTone
 )
 
-func (c *StreamConfig) source() source {
+func (c *StreamConfig) source(video bool) source {
 	switch {
-	case !c.Send || !c.Params.Remote.IsValid():
+	case !c.Send || !c.remote(video).IsValid():
 		return srcNone
-	case c.LocalHold:
+	case c.LocalHold && !video:
 		return srcHoldTone
 	}
-	switch c.Mode {
-	case ModeEcho:
+	switch {
+	case c.Mode == ModeEcho:
 		return srcEcho
-	case ModeRelay:
+	case c.Mode == ModeRelay:
 		return srcRelay
-	case ModeTone:
+	case c.Mode == ModeTone && !video:
 		return srcTone
-	case ModeSilence:
+	case c.Mode == ModeSilence && !video:
 		return srcSilence
 	}
 	return srcNone
+}
+
+// remote is where the stream's RTP goes.
+func (c *StreamConfig) remote(video bool) netip.AddrPort {
+	if video {
+		return c.Video.Remote
+	}
+	return c.Params.Remote
 }
 
 // Stats are the counters of one stream, each way.
@@ -76,6 +85,7 @@ type Stats struct {
 // peer, and in relay mode a second socket pair facing the local endpoint.
 type Stream struct {
 	eng   *Engine
+	video bool
 	port  int
 	rtp   *net.UDPConn
 	rtcp  *net.UDPConn
@@ -95,7 +105,8 @@ type Stream struct {
 	frame     [frameBytes]byte
 	scheduled bool
 
-	lastRecv        atomic.Int64 // unix nanos of the last RTP from the peer
+	lastRecv        atomic.Int64  // unix nanos of the last RTP from the peer
+	peerSSRC        atomic.Uint32 // the peer's SSRC, for RTCP feedback
 	pktsIn, bytesIn atomic.Uint64
 	closed          atomic.Bool
 	done            sync.WaitGroup
@@ -118,17 +129,17 @@ func (s *Stream) Configure(cfg StreamConfig) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	prev := s.src
-	lawChanged := cfg.Params.Send != s.cfg.Params.Send
+	lawChanged := cfg.Params.Send != s.cfg.Params.Send && !s.video
 	s.cfg = cfg
-	s.src = cfg.source()
+	s.src = cfg.source(s.video)
 	if s.src != prev {
 		s.toPeer.sourceChanged()
 	}
 	switch s.src {
 	case srcTone, srcHoldTone:
-		spec := s.eng.toneSpec
+		spec := s.eng.toneSpec()
 		if s.src == srcHoldTone {
-			spec = s.eng.holdSpec
+			spec = s.eng.holdSpec()
 		}
 		clip := s.eng.clip(spec, cfg.Params.Send)
 		if s.src != prev || lawChanged || clip != s.clip {
@@ -202,6 +213,7 @@ func (s *Stream) readPeer() {
 		_ = from
 		now := time.Now()
 		s.lastRecv.Store(now.UnixNano())
+		s.peerSSRC.Store(hdr.SSRC)
 		s.pktsIn.Add(1)
 		payload := buf[hl:n]
 		if hdr.Padding && len(payload) > 0 {
@@ -217,7 +229,7 @@ func (s *Stream) readPeer() {
 		if s.cfg.Accept {
 			switch s.src {
 			case srcEcho:
-				s.forward(s.toPeer, s.cfg.Params.Remote, &hdr, payload, conv[:], now)
+				s.forward(s.toPeer, s.cfg.remote(s.video), &hdr, payload, conv[:], now)
 			}
 			if s.cfg.Mode == ModeRelay && s.toRelay != nil && s.cfg.Relay.IsValid() {
 				s.forward(s.toRelay, s.cfg.Relay, &hdr, payload, conv[:], now)
@@ -247,7 +259,7 @@ func (s *Stream) readRelay() {
 		}
 		s.mu.Lock()
 		if s.src == srcRelay {
-			s.forward(s.toPeer, s.cfg.Params.Remote, &hdr, buf[hl:n], conv[:], time.Now())
+			s.forward(s.toPeer, s.cfg.remote(s.video), &hdr, buf[hl:n], conv[:], time.Now())
 		}
 		s.mu.Unlock()
 	}
@@ -257,6 +269,14 @@ func (s *Stream) readRelay() {
 // to what was negotiated and converting G.711 law where the two differ.
 // Formats that are neither G.711 nor telephone-event (comfort noise) are dropped.
 func (s *Stream) forward(snd *sender, to netip.AddrPort, in *rtp.Header, payload, conv []byte, now time.Time) {
+	if s.video {
+		pt, ok := s.cfg.Video.SendPT(in.PayloadType)
+		if !ok {
+			pt = in.PayloadType // the relay endpoint is not negotiated: keep its numbers
+		}
+		snd.sendForwarded(to, in, pt, payload, now)
+		return
+	}
 	p := &s.cfg.Params
 	if int(in.PayloadType) == p.RecvDTMF || (p.RecvDTMF < 0 && int(in.PayloadType) == p.SendDTMF) {
 		if p.SendDTMF >= 0 {

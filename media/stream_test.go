@@ -61,7 +61,7 @@ func readRTP(t *testing.T, c *net.UDPConn) rtp.Packet {
 // switch to a generated source keeps both (with the marker bit set).
 func TestStreamEchoThenToneContinuity(t *testing.T) {
 	e := newTestEngine(t, 31000, 31009)
-	s, err := e.NewStream(false)
+	s, err := e.NewStream(false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,19 +109,19 @@ func TestStreamEchoThenToneContinuity(t *testing.T) {
 
 func TestPortPoolExhaustion(t *testing.T) {
 	e := newTestEngine(t, 31100, 31103) // two pairs
-	a, err := e.NewStream(false)
+	a, err := e.NewStream(false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := e.NewStream(false)
+	b, err := e.NewStream(false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.NewStream(false); err != ErrNoPorts {
+	if _, err := e.NewStream(false, false); err != ErrNoPorts {
 		t.Fatalf("third stream: err = %v, want ErrNoPorts", err)
 	}
 	a.Close()
-	c, err := e.NewStream(false)
+	c, err := e.NewStream(false, false)
 	if err != nil {
 		t.Fatalf("port not returned on close: %v", err)
 	}
@@ -135,7 +135,7 @@ func TestPortPoolExhaustion(t *testing.T) {
 // The per-packet path (translate, convert, write) allocates nothing.
 func TestForwardAllocatesNothing(t *testing.T) {
 	e := newTestEngine(t, 31200, 31209)
-	s, err := e.NewStream(false)
+	s, err := e.NewStream(false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func TestForwardAllocatesNothing(t *testing.T) {
 
 func BenchmarkForwardPacket(b *testing.B) {
 	e := newTestEngine(b, 31300, 31309)
-	s, err := e.NewStream(false)
+	s, err := e.NewStream(false, false)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,0 +1,138 @@
+package media
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+
+	"github.com/pion/rtcp"
+)
+
+// Video payload types uad offers. Video is relayed, never decoded.
+const (
+	H264PayloadType = 96
+	VP8PayloadType  = 97
+)
+
+// VideoFormats are the formats uad offers for video.
+func VideoFormats() []Format {
+	return []Format{
+		{PT: H264PayloadType, Name: "H264", Rate: videoRate, Fmtp: "packetization-mode=1;profile-level-id=42e01f"},
+		{PT: VP8PayloadType, Name: "VP8", Rate: videoRate},
+	}
+}
+
+// isVideoCodec reports whether uad relays a video format.
+func isVideoCodec(f Format) bool {
+	return f.Rate == videoRate && (strings.EqualFold(f.Name, "H264") || strings.EqualFold(f.Name, "VP8"))
+}
+
+// AnswerVideo keeps the offered video formats uad relays, in the offerer's
+// order; nil when there is none.
+func AnswerVideo(offered []Format) []Format {
+	var out []Format
+	for _, f := range offered {
+		if isVideoCodec(f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// fmtpParam returns one parameter of an fmtp line, matched case-insensitively.
+func fmtpParam(fmtp, name string) string {
+	for _, p := range strings.Split(fmtp, ";") {
+		k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+		if strings.EqualFold(strings.TrimSpace(k), name) {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// sameCodec compares two formats as RFC 6184 says for H.264: the profile
+// and level (profile-level-id, hexadecimal, so case does not matter) and the
+// packetization mode must agree; other codecs match by name and rate.
+func sameCodec(a, b Format) bool {
+	if !strings.EqualFold(a.Name, b.Name) || a.Rate != b.Rate {
+		return false
+	}
+	if strings.EqualFold(a.Name, "H264") {
+		pa, pb := fmtpParam(a.Fmtp, "profile-level-id"), fmtpParam(b.Fmtp, "profile-level-id")
+		ma, mb := fmtpParam(a.Fmtp, "packetization-mode"), fmtpParam(b.Fmtp, "packetization-mode")
+		if ma == "" {
+			ma = "0"
+		}
+		if mb == "" {
+			mb = "0"
+		}
+		return strings.EqualFold(pa, pb) && ma == mb
+	}
+	return true
+}
+
+// VideoParams is what the engine needs to relay one video stream.
+type VideoParams struct {
+	Remote netip.AddrPort
+	sendPT [128]int16 // received PT -> PT to send (+1); 0 = drop
+}
+
+// SendPT maps a received payload type to the one the peer expects.
+func (p *VideoParams) SendPT(pt uint8) (uint8, bool) {
+	if pt > 127 || p.sendPT[pt] == 0 {
+		return 0, false
+	}
+	return uint8(p.sendPT[pt] - 1), true
+}
+
+// Codec names the first video codec both sides have.
+func (p *VideoParams) Codec(local *LocalStream) string {
+	for _, f := range local.Formats {
+		if _, ok := p.SendPT(f.PT); ok {
+			return f.Name
+		}
+	}
+	return ""
+}
+
+// ErrNoVideoCodec is returned when the two sides share no video codec.
+var ErrNoVideoCodec = errors.New("sdp: no video codec in common")
+
+// NegotiateVideo maps each payload type uad receives (its own SDP's) to the
+// peer's payload type for the same codec.
+func NegotiateVideo(local *LocalStream, remote *RemoteStream) (VideoParams, error) {
+	p := VideoParams{Remote: remote.RTPAddr()}
+	found := false
+	for _, lf := range local.Formats {
+		for _, rf := range remote.Formats {
+			if isVideoCodec(lf) && sameCodec(lf, rf) {
+				p.sendPT[lf.PT] = int16(rf.PT) + 1
+				found = true
+				break
+			}
+		}
+	}
+	if !found {
+		return p, ErrNoVideoCodec
+	}
+	return p, nil
+}
+
+// RequestKeyFrame asks the peer for a key frame (RTCP PLI, RFC 4585), e.g.
+// when its video starts flowing again after being removed or held.
+func (s *Stream) RequestKeyFrame() error {
+	s.mu.Lock()
+	remote := s.cfg.remote(s.video)
+	sender := s.toPeer.hdr.SSRC
+	s.mu.Unlock()
+	if !remote.IsValid() {
+		return nil
+	}
+	pli := rtcp.PictureLossIndication{SenderSSRC: sender, MediaSSRC: s.peerSSRC.Load()}
+	b, err := pli.Marshal()
+	if err != nil {
+		return err
+	}
+	_, err = s.rtcp.WriteToUDPAddrPort(b, netip.AddrPortFrom(remote.Addr(), remote.Port()+1))
+	return err
+}
