@@ -38,6 +38,7 @@ const (
 	DefaultHoldDialect         = HoldSendOnly
 	DefaultVideoRequestTimeout = 10 * time.Second
 	DefaultVideoRequestDefault = VideoReject
+	DefaultVideoRequestPolicy  = VideoAsk
 	DefaultVideo               = true
 	DefaultMaxCalls            = 0
 	DefaultAccountExpires      = 300
@@ -74,8 +75,9 @@ const (
 	HoldLegacy   = "legacy"   // c=IN IP4 0.0.0.0 (RFC 2543), for very old peers
 )
 
-// Values of calls.video_request_default.
+// Values of calls.video_request_default and calls.video_request_policy.
 const (
+	VideoAsk    = "ask"
 	VideoAccept = "accept"
 	VideoReject = "reject"
 )
@@ -142,6 +144,7 @@ type Calls struct {
 	Peers               []Peer   `yaml:"peers"`                 // per remote-host settings, first match wins
 	VideoRequestTimeout Duration `yaml:"video_request_timeout"` // how long a peer's add-video offer waits for a reply
 	VideoRequestDefault string   `yaml:"video_request_default"` // accept | reject, once that wait is over
+	VideoRequestPolicy  string   `yaml:"video_request_policy"`  // a peer's offer to add video: ask | accept | reject
 	Video               bool     `yaml:"video"`                 // accept video in incoming calls
 	MaxCalls            int      `yaml:"max_calls"`             // calls up at once; 0 = unlimited
 }

@@ -383,6 +383,7 @@ func (d *decoder) validateCalls(c *Calls) {
 		d.check("calls.video_request_timeout", errors.New("must be greater than 0"))
 	}
 	d.checkEnum("calls.video_request_default", c.VideoRequestDefault, VideoAccept, VideoReject)
+	d.checkEnum("calls.video_request_policy", c.VideoRequestPolicy, VideoAsk, VideoAccept, VideoReject)
 	if c.MaxCalls < 0 {
 		d.check("calls.max_calls", errors.New("must not be negative (0 = unlimited)"))
 	}

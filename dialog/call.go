@@ -41,11 +41,12 @@ type Call struct {
 	waiting               int // transactions and timers the loop must outlive
 
 	// Outgoing call.
-	invite      *gosip.Request
-	inviteCTx   gosip.ClientTransaction
-	provisional bool // a provisional response arrived: CANCEL is allowed
-	retried422  bool // INVITE re-sent once after 422 Session Interval Too Small
-	cancelling  bool
+	offeredVideo *media.Stream // video stream of our initial offer, until answered
+	invite       *gosip.Request
+	inviteCTx    gosip.ClientTransaction
+	provisional  bool // a provisional response arrived: CANCEL is allowed
+	retried422   bool // INVITE re-sent once after 422 Session Interval Too Small
+	cancelling   bool
 
 	// Incoming call.
 	inviteReq  *gosip.Request
@@ -54,10 +55,21 @@ type Call struct {
 	offer      *media.RemoteSession
 	answered   bool
 
-	// The session change we offered and await (nil when none), and a user
-	// request queued behind an automatic session refresh.
-	out, next *reinvite
-	st        sessionTimer
+	// The offer of ours in flight (nil when none), the user operation it
+	// belongs to, and an operation queued behind a session refresh.
+	out    *reinvite
+	proc   *procedure
+	queued func()
+	st     sessionTimer
+
+	// Video: the open stream (nil when the call has none), its relay
+	// parameters, whether our hold removed it, and a peer's pending offer
+	// to add it.
+	video              *media.Stream
+	videoParams        media.VideoParams
+	videoAgreed        media.Direction
+	videoRemovedByHold bool
+	videoReq           *videoRequest
 
 	// A 2xx we sent and retransmit until its ACK arrives.
 	unacked *pending2xx
@@ -120,13 +132,22 @@ func (c *Call) start() { go c.loop() }
 // HandleRequest takes an in-dialog request (sip.DialogOwner).
 func (c *Call) HandleRequest(req *gosip.Request, tx gosip.ServerTransaction) {
 	handled := make(chan struct{})
-	if !c.post(func() { defer close(handled); c.onRequest(req, tx) }) {
+	if !c.post(func() {
+		if !c.onRequest(req, tx, handled) {
+			close(handled)
+		}
+	}) {
 		if !req.IsAck() {
 			c.m.ep.Respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
 		}
 		return
 	}
-	<-handled
+	// sipgo ends the transaction when this returns: wait for the answer,
+	// which an offer adding video defers, or for a CANCEL.
+	select {
+	case <-handled:
+	case <-tx.Done():
+	}
 }
 
 func (c *Call) loop() {
@@ -200,6 +221,10 @@ func (c *Call) Snapshot() *CallInfo { return c.snap.Load() }
 // refresh publishes the loop's view for readers outside it.
 func (c *Call) refresh() {
 	info := c.info
+	if c.info.Video != nil {
+		v := *c.info.Video
+		info.Video = &v
+	}
 	if c.info.Audio != nil {
 		a := *c.info.Audio
 		st := c.audio.Stats()
@@ -239,15 +264,24 @@ func (c *Call) end(reason string, status int) {
 		c.unacked.stop()
 		c.unacked = nil
 	}
-	for _, r := range []*reinvite{c.out, c.next} {
-		if r != nil {
-			if r.backoff != nil {
-				r.backoff.Stop()
-			}
-			r.finish(&StateError{Msg: "the call ended"})
+	if c.out != nil {
+		if c.out.backoff != nil {
+			c.out.backoff.Stop()
 		}
+		if c.out.newVideo != nil {
+			c.out.newVideo.Close()
+		}
+		c.out = nil
 	}
-	c.out, c.next = nil, nil
+	if c.proc != nil {
+		c.proc.finish(errEnded)
+		c.proc = nil
+	}
+	c.queued = nil
+	if c.videoReq != nil {
+		c.videoReq.stop()
+		c.videoReq = nil
+	}
 	if c.st.timer != nil {
 		c.st.timer.Stop()
 	}
@@ -276,6 +310,12 @@ func (c *Call) end(reason string, status int) {
 
 func (c *Call) closeMedia() {
 	c.audio.Close()
+	for _, v := range []*media.Stream{c.video, c.offeredVideo} {
+		if v != nil {
+			v.Close()
+		}
+	}
+	c.video, c.offeredVideo = nil, nil
 }
 
 func (c *Call) releaseInvite() {
@@ -374,6 +414,7 @@ func (c *Call) applyMedia() {
 	if c.params.Remote.IsValid() {
 		c.info.Audio.RemoteRTP = c.params.Remote.String()
 	}
+	c.applyVideo()
 }
 
 // startRTPWatch ends the call when the peer stops sending RTP while it is

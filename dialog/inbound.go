@@ -59,7 +59,24 @@ func (c *Call) answer(spec *MediaSpec) error {
 	cfg := c.m.config()
 	offered := c.offer != nil
 	if offered {
-		c.answerStreams(c.offer)
+		var newVideo *media.Stream
+		if v, _ := c.offer.Stream("video"); v != nil && !v.Disabled() && cfg.Video && media.AnswerVideo(v.Formats) != nil {
+			if s, err := c.m.eng.NewStream(true, c.spec.Mode == MediaRelay); err == nil {
+				newVideo = s
+			} else {
+				c.log.Warn().Err(err).Msg("no ports for video: declining it")
+			}
+		}
+		c.answerReoffer(c.offer, newVideo)
+		if newVideo != nil {
+			c.remote = c.offer
+			if !c.openVideo(newVideo) {
+				newVideo.Close()
+				if ls, _ := c.local.Stream("video"); ls != nil {
+					ls.Port = 0
+				}
+			}
+		}
 		c.remote = c.offer
 		ls, _ := c.local.Stream("audio")
 		rs, _ := c.remote.Stream("audio")
@@ -87,28 +104,6 @@ func (c *Call) answer(spec *MediaSpec) error {
 	}
 	c.await2xxAck(c.inviteReq.CSeq().SeqNo, res, !offered)
 	return nil
-}
-
-// answerStreams makes our m-lines mirror an offer's, slot for slot: the
-// first audio stream with a codec in common is accepted, every other
-// stream is declined with port 0 (RFC 3264 §6).
-func (c *Call) answerStreams(offer *media.RemoteSession) {
-	laws := c.m.config().Laws
-	streams := make([]media.LocalStream, len(offer.Streams))
-	audioTaken := false
-	for i, rs := range offer.Streams {
-		ls := media.LocalStream{Kind: rs.Kind, Proto: rs.Proto, RawFmts: rs.RawFmts}
-		if rs.Kind == "audio" && !audioTaken && !rs.Disabled() {
-			if fs := media.AnswerAudio(rs.Formats, laws); fs != nil {
-				audioTaken = true
-				ls.Port = int(c.audio.LocalAddr().Port())
-				ls.Formats = fs
-				ls.Direction = media.Intersect(rs.EffectiveDirection(), true, true)
-			}
-		}
-		streams[i] = ls
-	}
-	c.local.Streams = streams
 }
 
 // await2xxAck retransmits a 2xx (T1 doubling to T2, over UDP) until its ACK

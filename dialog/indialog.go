@@ -7,21 +7,22 @@ import (
 )
 
 // onRequest handles a request of this call's dialog. Requests arrive one at
-// a time: the loop serialises them.
-func (c *Call) onRequest(req *gosip.Request, tx gosip.ServerTransaction) {
+// a time: the loop serialises them. It returns true when the response is
+// deferred: handled is then closed once the request is answered.
+func (c *Call) onRequest(req *gosip.Request, tx gosip.ServerTransaction, handled chan struct{}) bool {
 	if req.IsAck() {
 		c.onAck(req)
-		return
+		return false
 	}
 	if c.ended {
 		c.dlg.Respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
-		return
+		return false
 	}
 	// RFC 3261 §12.2.2: a CSeq lower than the last one is out of order.
 	seq := req.CSeq().SeqNo
-	if c.dlg.RemoteSeq != 0 && seq <= c.dlg.RemoteSeq && !(req.Method == gosip.INVITE && seq == c.dlg.RemoteSeq && c.inviteReq == req) {
+	if c.dlg.RemoteSeq != 0 && seq <= c.dlg.RemoteSeq {
 		c.dlg.Respond(tx, req, 500, "Server Internal Error", nil, warning("CSeq out of order"))
-		return
+		return false
 	}
 	c.dlg.RemoteSeq = seq
 	switch req.Method {
@@ -33,121 +34,165 @@ func (c *Call) onRequest(req *gosip.Request, tx gosip.ServerTransaction) {
 		}
 		c.end(EndRemote, 0)
 	case gosip.INVITE:
-		c.onReinvite(req, tx)
+		return c.onReinvite(req, tx, handled)
 	case gosip.UPDATE:
-		if len(req.Body()) == 0 {
-			c.dlg.RefreshTarget(req)
-			c.dlg.Respond(tx, req, 200, "OK", nil)
-			return
-		}
-		c.onOffer(req, tx)
+		return c.onOffer(req, tx, handled)
 	case gosip.INFO:
 		c.dlg.Respond(tx, req, 200, "OK", nil)
 	default:
 		c.dlg.Respond(tx, req, 405, "Method Not Allowed", nil)
 	}
+	return false
 }
 
-// onReinvite handles an INVITE inside the dialog. A 2xx of ours still
-// waiting for its ACK makes a new one wait (500 with Retry-After, RFC 3261 §14.2).
-func (c *Call) onReinvite(req *gosip.Request, tx gosip.ServerTransaction) {
-	if c.info.Direction == "inbound" && !c.answered {
-		// We have not answered the first INVITE yet (RFC 3261 §14.2).
+// onReinvite handles an INVITE inside the dialog (RFC 3261 §14.2): 500
+// with Retry-After while an INVITE of the peer is not finished, 491 while
+// an offer of ours is pending.
+func (c *Call) onReinvite(req *gosip.Request, tx gosip.ServerTransaction, handled chan struct{}) bool {
+	if c.info.Direction == "inbound" && !c.answered || c.videoReq != nil {
 		c.dlg.Respond(tx, req, 500, "Server Internal Error", nil, gosip.NewHeader("Retry-After", "2"))
-		return
-	}
-	if c.out != nil && c.out.backoff == nil {
-		// Glare: our own re-INVITE is pending (RFC 3261 §14.2).
-		c.dlg.Respond(tx, req, 491, "Request Pending", nil)
-		return
+		return false
 	}
 	if c.unacked != nil {
 		if c.unacked.offered {
-			// Our offer awaits its answer in the ACK (RFC 3261 §14.2).
+			// Our offer awaits its answer in the ACK.
 			c.dlg.Respond(tx, req, 500, "Server Internal Error", nil, gosip.NewHeader("Retry-After", "1"))
-			return
+			return false
 		}
 		// A newer INVITE shows the peer has our 2xx: its ACK is only late
 		// (each message runs on its own goroutine, so they can cross).
 		c.implicitAck()
 	}
-	c.onOffer(req, tx)
+	return c.onOffer(req, tx, handled)
 }
 
-// onOffer answers a re-INVITE or UPDATE. With an offer it is answered slot
-// for slot; a re-INVITE without one gets our offer in the 2xx and brings
-// the answer in the ACK. A refused offer leaves the session as it was.
-func (c *Call) onOffer(req *gosip.Request, tx gosip.ServerTransaction) {
+// onOffer answers a re-INVITE or UPDATE. An offer is answered slot for
+// slot; a re-INVITE without one gets our offer in the 2xx and brings the
+// answer in the ACK. An offer that adds video may wait for the user.
+func (c *Call) onOffer(req *gosip.Request, tx gosip.ServerTransaction, handled chan struct{}) bool {
+	if c.out != nil && c.out.backoff == nil || c.unacked != nil && c.unacked.offered {
+		c.dlg.Respond(tx, req, 491, "Request Pending", nil) // glare (RFC 3261 §14.2, RFC 3311 §5.2)
+		return false
+	}
 	if c.tooBrief(req, tx) {
-		return
+		return false
 	}
 	c.dlg.RefreshTarget(req)
 	if len(req.Body()) == 0 {
 		if req.Method == gosip.UPDATE {
 			c.dlg.Respond(tx, req, 200, "OK", nil, c.takeRequestTimer(req)...)
-			return
+			return false
 		}
 		c.setOfferDirections()
 		res := c.dlg.Respond(tx, req, 200, "OK", c.local.Marshal(), c.takeRequestTimer(req)...)
 		c.await2xxAck(req.CSeq().SeqNo, res, true)
-		return
-	}
-	if req.Method == gosip.UPDATE && (c.out != nil && c.out.backoff == nil || c.unacked != nil && c.unacked.offered) {
-		c.dlg.Respond(tx, req, 491, "Request Pending", nil) // RFC 3311 §5.2
-		return
+		return false
 	}
 	offer, err := media.ParseRemote(req.Body())
 	if err != nil {
 		c.dlg.Respond(tx, req, 488, "Not Acceptable Here", nil, warning(err.Error()))
-		return
+		return false
 	}
-	prevStreams, prevParams := c.local.Streams, c.params
-	// An answer states our directions, so it needs no legacy address.
-	c.local.LegacyHold = false
-	c.answerReoffer(offer)
+	if c.addsVideo(offer) {
+		cfg := c.m.config()
+		switch {
+		case !cfg.Video || cfg.VideoRequestPolicy == VideoReject:
+		case cfg.VideoRequestPolicy == VideoAccept:
+			stream, err := c.m.eng.NewStream(true, c.spec.Mode == MediaRelay)
+			if err == nil {
+				c.answerOffer(req, tx, offer, stream)
+				return false
+			}
+		default:
+			c.askVideo(req, tx, offer, handled)
+			return true
+		}
+	}
+	c.answerOffer(req, tx, offer, nil)
+	return false
+}
+
+// answerOffer answers a peer's offer. newVideo is a stream opened to accept
+// video the offer adds (nil: an added video stream is declined). A refused
+// offer leaves the session as it was.
+func (c *Call) answerOffer(req *gosip.Request, tx gosip.ServerTransaction, offer *media.RemoteSession, newVideo *media.Stream) {
+	prevStreams, prevParams, prevLegacy := c.local.Streams, c.params, c.local.LegacyHold
+	c.local.LegacyHold = false // an answer states our directions itself
+	c.answerReoffer(offer, newVideo)
 	ls, _ := c.local.Stream("audio")
 	rs, _ := offer.Stream("audio")
 	var p media.AudioParams
+	var err error
 	if ls != nil && rs != nil && ls.Port != 0 {
 		p, err = media.NegotiateAudio(ls, rs, ls.Formats, c.m.config().Laws)
 	} else {
 		err = errNoAudio
 	}
 	if err != nil {
-		c.local.Streams, c.params = prevStreams, prevParams
+		c.local.Streams, c.params, c.local.LegacyHold = prevStreams, prevParams, prevLegacy
+		if newVideo != nil {
+			newVideo.Close()
+		}
 		c.dlg.Respond(tx, req, 488, "Not Acceptable Here", nil, warning(err.Error()))
 		return
 	}
-	body := c.local.Marshal()
-	var res *gosip.Response
 	timerHdrs := c.takeRequestTimer(req)
-	if req.IsInvite() {
-		res = c.dlg.Respond(tx, req, 200, "OK", body, timerHdrs...)
-	} else {
-		c.dlg.Respond(tx, req, 200, "OK", body, timerHdrs...)
-	}
+	res := c.dlg.Respond(tx, req, 200, "OK", c.local.Marshal(), timerHdrs...)
+	wasHeld := c.remoteHold
 	c.remote, c.params = offer, p
+	if lv, _ := c.local.Stream("video"); c.video != nil && (lv == nil || lv.Port == 0) {
+		c.closeVideo("remote")
+	}
+	opened := false
+	if newVideo != nil {
+		if opened = c.openVideo(newVideo); !opened {
+			newVideo.Close()
+		}
+	}
 	c.takeRemoteHold(rs)
 	c.applyMedia()
-	if res != nil {
+	if opened {
+		c.emit("video.opened", nil)
+		c.requestKeyFrame()
+	} else if wasHeld && !c.remoteHold {
+		c.requestKeyFrame() // the peer's video flows again after its hold
+	}
+	if req.IsInvite() {
 		c.await2xxAck(req.CSeq().SeqNo, res, false)
 	}
 }
 
-// answerReoffer rebuilds our m-lines against a new offer. Our audio slot
-// keeps its socket; other slots are declined with port 0.
-func (c *Call) answerReoffer(offer *media.RemoteSession) {
+// answerReoffer rebuilds our m-lines against an offer, slot for slot. Our
+// audio and video slots keep their sockets; newVideo accepts video the
+// offer adds; every other stream is declined with port 0.
+func (c *Call) answerReoffer(offer *media.RemoteSession, newVideo *media.Stream) {
 	laws := c.m.config().Laws
 	streams := make([]media.LocalStream, len(offer.Streams))
-	audioTaken := false
+	audioTaken, videoTaken := false, false
 	for i, rs := range offer.Streams {
 		ls := media.LocalStream{Kind: rs.Kind, Proto: rs.Proto, RawFmts: rs.RawFmts}
-		if rs.Kind == "audio" && !audioTaken && !rs.Disabled() {
+		switch {
+		case rs.Kind == "audio" && !audioTaken && !rs.Disabled():
 			if fs := media.AnswerAudio(rs.Formats, laws); fs != nil {
 				audioTaken = true
 				ls.Port = int(c.audio.LocalAddr().Port())
 				ls.Formats = fs
 				ls.Direction = media.Intersect(rs.EffectiveDirection(), c.holdSends(c.localHold), !c.localHold)
+			}
+		case rs.Kind == "video" && !videoTaken:
+			videoTaken = true
+			stream := c.video
+			if stream == nil {
+				stream = newVideo
+			}
+			fs := media.AnswerVideo(rs.Formats)
+			if stream != nil && !rs.Disabled() && fs != nil {
+				ls.Port = int(stream.LocalAddr().Port())
+				ls.Formats = fs
+				ls.Direction = media.Intersect(rs.EffectiveDirection(), true, true)
+			} else if len(rs.Formats) > 0 {
+				ls.Formats = rs.Formats[:1] // a declined m-line keeps a format
+				ls.RawFmts = nil
 			}
 		}
 		streams[i] = ls
@@ -158,14 +203,14 @@ func (c *Call) answerReoffer(offer *media.RemoteSession) {
 // setOfferDirections writes the directions of an offer of ours from the
 // hold flags: every later offer repeats our hold (RFC 6337 §5.3).
 func (c *Call) setOfferDirections() {
-	for i := range c.local.Streams {
-		if c.local.Streams[i].Port != 0 {
-			c.local.Streams[i].Direction = c.offerDirection(c.localHold)
-		}
+	if a, _ := c.local.Stream("audio"); a != nil && a.Port != 0 {
+		a.Direction = c.offerDirection(c.localHold)
 	}
+	c.local.LegacyHold = c.localHold && c.dialect == DialectLegacy
 }
 
-// takeRemoteHold updates remote_hold from the peer's offer and reports changes.
+// takeRemoteHold updates remote_hold from the peer's audio direction and
+// reports changes.
 func (c *Call) takeRemoteHold(rs *media.RemoteStream) {
 	held := !rs.EffectiveDirection().Receives()
 	if held == c.remoteHold {

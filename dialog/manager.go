@@ -41,8 +41,14 @@ type Config struct {
 	UnholdFailure  string        // "hangup" (default) or "keep"
 	SessionExpires time.Duration // RFC 4028 interval offered; 0 = no session timer
 	HoldDialect    string        // sendonly (default), inactive or legacy
-	Peers          []PeerRule    // per remote-host overrides, first match wins
-	EndedRetention time.Duration // how long ended calls stay listed
+	Video          bool          // accept video in incoming calls and offers
+	// An offer adding video: ask the user (default), accept or reject; when
+	// asked, the reply waits VideoRequestTimeout, then VideoRequestDefault applies.
+	VideoRequestPolicy  string
+	VideoRequestTimeout time.Duration
+	VideoRequestDefault string
+	Peers               []PeerRule    // per remote-host overrides, first match wins
+	EndedRetention      time.Duration // how long ended calls stay listed
 }
 
 // PeerRule overrides settings for remote hosts matching a glob.
@@ -193,9 +199,6 @@ func (m *Manager) Place(ctx context.Context, req PlaceRequest) (CallInfo, error)
 	if target.Scheme != "sip" {
 		return CallInfo{}, &RequestError{Msg: fmt.Sprintf("to: scheme %q is not supported (use sip:)", target.Scheme)}
 	}
-	if req.Video {
-		return CallInfo{}, fmt.Errorf("video calls: %w", ErrNotImplemented)
-	}
 	if req.Account != "" {
 		return CallInfo{}, &RequestError{Msg: fmt.Sprintf("account %q is not configured", req.Account)}
 	}
@@ -216,6 +219,16 @@ func (m *Manager) Place(ctx context.Context, req PlaceRequest) (CallInfo, error)
 	c, err := newCall(m, "outbound", spec)
 	if err != nil {
 		return CallInfo{}, err
+	}
+	if req.Video {
+		if c.offeredVideo, err = m.eng.NewStream(true, spec.Mode == MediaRelay); err != nil {
+			c.closeMedia()
+			m.mu.Lock()
+			delete(m.calls, c.id)
+			m.mu.Unlock()
+			m.active.Add(-1)
+			return CallInfo{}, ErrNoMediaPorts
+		}
 	}
 	c.dlg = m.ep.NewUACDialog(target, cfg.Identity, transport)
 	c.dialect = cfg.holdDialect(target.Host)
@@ -355,18 +368,21 @@ func (m *Manager) operate(ctx context.Context, id string, start func(*Call) (<-c
 	return *c.Snapshot(), err
 }
 
-// Video and DTMF operations are not available yet.
-
+// RemoveVideo turns the call's video off (a re-INVITE with the video m-line
+// at port 0) and returns when the peer answered.
 func (m *Manager) RemoveVideo(ctx context.Context, id string) (CallInfo, error) {
-	return m.command(ctx, id, func(*Call) error { return fmt.Errorf("video: %w", ErrNotImplemented) })
+	return m.operate(ctx, id, func(c *Call) (<-chan error, error) { return c.requestVideo(false) })
 }
 
+// AddVideo offers video (back) and returns when the peer answered: the call
+// has video if it accepted, none (and a video.rejected event) if not.
 func (m *Manager) AddVideo(ctx context.Context, id string) (CallInfo, error) {
-	return m.command(ctx, id, func(*Call) error { return fmt.Errorf("video: %w", ErrNotImplemented) })
+	return m.operate(ctx, id, func(c *Call) (<-chan error, error) { return c.requestVideo(true) })
 }
 
+// ReplyVideo answers the peer's pending offer to add video.
 func (m *Manager) ReplyVideo(ctx context.Context, id string, accept bool) (CallInfo, error) {
-	return m.command(ctx, id, func(*Call) error { return fmt.Errorf("video: %w", ErrNotImplemented) })
+	return m.command(ctx, id, func(c *Call) error { return c.replyVideo(accept) })
 }
 
 func (m *Manager) SendDTMF(ctx context.Context, id string, digits string, d time.Duration) error {

@@ -22,6 +22,12 @@ func (c *Call) sendInvite() {
 		Formats:   media.AudioFormats(cfg.Laws, true),
 		Direction: media.SendRecv,
 	}}
+	if c.offeredVideo != nil {
+		c.local.Streams = append(c.local.Streams, media.LocalStream{
+			Kind: "video", Proto: "RTP/AVP", Port: int(c.offeredVideo.LocalAddr().Port()),
+			Formats: media.VideoFormats(), Direction: media.SendRecv,
+		})
+	}
 	inv := c.dlg.NewRequest(gosip.INVITE, c.local.Marshal())
 	inv.AppendHeader(gosip.NewHeader("Allow", allowHeader))
 	for _, h := range c.timerHeadersForRequest() {
@@ -125,8 +131,20 @@ func (c *Call) onInviteAccepted(res *gosip.Response) {
 		return
 	}
 	c.takeResponseTimer(res)
+	if v := c.offeredVideo; v != nil {
+		c.offeredVideo = nil
+		if !c.openVideo(v) {
+			v.Close()
+			if ls, _ := c.local.Stream("video"); ls != nil {
+				ls.Port = 0
+			}
+		}
+	}
 	c.applyMedia()
 	c.markConnected()
+	if c.video != nil {
+		c.requestKeyFrame()
+	}
 }
 
 // negotiateAnswer takes the peer's answer to our offer.

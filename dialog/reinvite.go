@@ -12,44 +12,172 @@ import (
 
 // Operations a call can have in flight (the call object's "pending").
 const (
-	opHold   = "hold"
-	opUnhold = "unhold"
+	opHold        = "hold"
+	opUnhold      = "unhold"
+	opVideoRemove = "video-remove"
+	opVideoAdd    = "video-add"
+	opVideoReq    = "video-request"
+	opRefresh     = "refresh" // session timer; not shown as pending
+)
+
+// Steps: one re-INVITE each. A procedure (hold on a video call, say) is a
+// chain of steps.
+const (
+	stepAudio    = "audio"     // offer the audio direction of a hold state
+	stepVideoOff = "video-off" // the video m-line to port 0
+	stepVideoOn  = "video-on"  // video back in its slot (or a new m-line)
 )
 
 // maxGlareRetries bounds re-INVITE retries after 491 (RFC 3261 §14.1).
 const maxGlareRetries = 3
 
+// UnholdKeep keeps a call held when its unhold fails (calls.unhold_failure).
+const UnholdKeep = "keep"
+
+// Hold dialects (calls.hold_dialect): how our hold offers look.
+const (
+	DialectSendOnly = "sendonly"
+	DialectInactive = "inactive"
+	DialectLegacy   = "legacy"
+)
+
 // ErrNotHolder refuses a resume by the side that did not hold.
 var ErrNotHolder = &StateError{Msg: "only the side that held the call can resume it"}
 
-// reinvite is one session change we offer: hold or unhold, with what to
-// restore if the peer refuses it.
+// errReplaced answers a request overtaken by a newer one during a 491 back-off.
+var errReplaced = &StateError{Msg: "replaced by a newer hold/unhold request"}
+
+// reinvite is one offer of ours in flight, with what to restore if the peer
+// refuses it and what the procedure does next.
 type reinvite struct {
-	op         string
-	wantHold   bool
-	done       chan error // the API caller's answer; buffered
-	tries      int
-	backoff    *time.Timer // set while waiting to retry after 491
-	req        *gosip.Request
-	prev       []media.LocalStream // our m-lines before the offer, restored on failure
+	op       string // the operation it belongs to
+	step     string
+	wantHold bool // stepAudio: the hold state offered
+	tries    int
+	backoff  *time.Timer // set while waiting to retry after 491
+	req      *gosip.Request
+	then     func(status int, err error) // outcome: status 200 and nil on success
+
+	prev       []media.LocalStream // our m-lines before the offer
 	prevLegacy bool
+	newVideo   *media.Stream // opened for a stepVideoOn offer
 }
 
-// rollback restores our SDP as it was before r's offer.
-func (c *Call) rollback(r *reinvite) {
-	c.rollback(r)
-	c.local.LegacyHold = r.prevLegacy
+// procedure is a user operation made of steps, and its API caller.
+type procedure struct {
+	op   string
+	done chan error // buffered; nil for background work
 }
 
-func (r *reinvite) finish(err error) {
-	if r.done != nil {
-		r.done <- err
-		r.done = nil
+func (p *procedure) finish(err error) {
+	if p.done != nil {
+		p.done <- err
+		p.done = nil
 	}
 }
 
-// errReplaced answers a request overtaken by a newer one during a 491 back-off.
-var errReplaced = &StateError{Msg: "replaced by a newer hold/unhold request"}
+func closedErr(err error) <-chan error {
+	ch := make(chan error, 1)
+	ch <- err
+	return ch
+}
+
+// busy refuses a new operation while another is in flight (409).
+func (c *Call) busy(op string) error {
+	if c.ended {
+		return errEnded
+	}
+	if !c.connected {
+		return &StateError{Msg: op + ": the call is not live yet"}
+	}
+	if c.proc != nil {
+		return &StateError{Msg: op + ": another change of this call is in flight (" + c.proc.op + ")"}
+	}
+	if c.videoReq != nil {
+		return &StateError{Msg: op + ": the peer's video offer awaits a reply"}
+	}
+	return nil
+}
+
+// begin starts a user operation, queued behind a session refresh in flight.
+func (c *Call) begin(op string, start func(p *procedure)) (<-chan error, error) {
+	if err := c.busy(op); err != nil {
+		return nil, err
+	}
+	p := &procedure{op: op, done: make(chan error, 1)}
+	done := p.done
+	c.proc = p
+	c.info.Pending = &p.op
+	if c.out != nil && c.out.op == opRefresh {
+		c.queued = func() { start(p) } // never race our own refresh
+		return done, nil
+	}
+	start(p)
+	return done, nil
+}
+
+// succeed ends a procedure well.
+func (c *Call) succeed(p *procedure, event string) {
+	if c.proc == p {
+		c.proc = nil
+		c.info.Pending = nil
+	}
+	if event != "" {
+		c.emit(event, nil)
+	}
+	p.finish(nil)
+}
+
+// fail ends a procedure badly and applies the failure rules: 408, 481 and
+// timeouts end the call (RFC 3261 §12.2.1.2); other refusals leave the
+// session as it was, except that a failed unhold hangs up unless
+// calls.unhold_failure is keep.
+func (c *Call) fail(p *procedure, event string, status int, err error) {
+	if c.proc == p {
+		c.proc = nil
+		c.info.Pending = nil
+	}
+	if event != "" {
+		fields := map[string]any{}
+		if status != 0 {
+			fields["sip_status"] = status
+		}
+		c.emit(event, fields)
+	}
+	p.finish(err)
+	c.log.Info().Str("op", p.op).Int("status", status).Err(err).Msg("re-INVITE failed")
+	if c.ended {
+		return
+	}
+	switch {
+	case status == 481:
+		c.end(EndError, status)
+	case status == 408 || status == 0:
+		c.sendBye()
+		reason := EndTimeout
+		if status == 0 {
+			reason = EndError
+		}
+		c.end(reason, status)
+	case p.op == opUnhold && c.m.config().UnholdFailure != UnholdKeep:
+		c.sendBye()
+		c.end(EndError, status)
+	}
+}
+
+// replaceWaiting drops a hold/unhold that waits out a 491 back-off: a
+// newer user request replaces it.
+func (c *Call) replaceWaiting() {
+	if c.proc == nil || c.out == nil || c.out.backoff == nil || (c.proc.op != opHold && c.proc.op != opUnhold) {
+		return
+	}
+	c.out.backoff.Stop()
+	c.rollback(c.out)
+	c.out = nil
+	c.proc.finish(errReplaced)
+	c.proc = nil
+	c.info.Pending = nil
+}
 
 // requestHold starts a hold (want=true) or unhold; the returned channel
 // gets the outcome. It runs on the loop.
@@ -58,29 +186,9 @@ func (c *Call) requestHold(want bool) (<-chan error, error) {
 	if want {
 		op = opHold
 	}
-	if c.ended {
-		return nil, &StateError{Msg: "the call has ended"}
-	}
-	if !c.connected {
-		return nil, &StateError{Msg: op + ": the call is not live yet"}
-	}
-	if r := c.out; r != nil && r.op == opRefresh {
-		// Never race our own session refresh: go right after it.
-		if c.next != nil {
-			return nil, &StateError{Msg: op + ": another change of this call is in flight (" + c.next.op + ")"}
-		}
-		c.next = &reinvite{op: op, wantHold: want, done: make(chan error, 1)}
-		return c.next.done, nil
-	}
-	if r := c.out; r != nil {
-		if r.backoff == nil {
-			return nil, &StateError{Msg: op + ": another change of this call is in flight (" + r.op + ")"}
-		}
-		// A newer user request replaces the one waiting out a 491.
-		r.backoff.Stop()
-		r.finish(errReplaced)
-		c.out = nil
-		c.info.Pending = nil
+	c.replaceWaiting()
+	if err := c.busy(op); err != nil {
+		return nil, err
 	}
 	if !want && !c.localHold {
 		if c.remoteHold {
@@ -91,48 +199,140 @@ func (c *Call) requestHold(want bool) (<-chan error, error) {
 	if want && c.localHold {
 		return closedErr(nil), nil
 	}
-	if c.unacked != nil {
-		return nil, &StateError{Msg: op + ": the previous offer/answer is not complete yet"}
+	if want {
+		return c.begin(op, c.holdProcedure)
 	}
-	r := &reinvite{op: op, wantHold: want, done: make(chan error, 1)}
-	c.startReinvite(r)
-	return r.done, nil
+	return c.begin(op, c.unholdProcedure)
 }
 
-func (c *Call) startReinvite(r *reinvite) {
-	c.out = r
-	if r.op != opRefresh {
-		c.info.Pending = &r.op
+// holdProcedure: a video call is never held as video. Video goes first
+// (port 0), then the audio is held; if the audio hold is refused, video is
+// offered back (hold-and-video.md).
+func (c *Call) holdProcedure(p *procedure) {
+	holdAudio := func() {
+		videoWasOn := c.videoRemovedByHold
+		c.step(&reinvite{op: p.op, step: stepAudio, wantHold: true}, func(status int, err error) {
+			if err != nil {
+				c.fail(p, "hold.failed", status, err)
+				if videoWasOn && !c.ended {
+					c.videoRemovedByHold = false
+					c.background(opVideoAdd, stepVideoOn)
+				}
+				return
+			}
+			c.info.State = StateHold
+			c.succeed(p, "hold.success")
+		})
 	}
-	c.sendReinvite(r)
-}
-
-// startNext starts the user request that waited for a session refresh.
-func (c *Call) startNext() {
-	r := c.next
-	if r == nil {
+	if c.video == nil {
+		holdAudio()
 		return
 	}
-	c.next = nil
-	if r.wantHold == c.localHold {
-		r.finish(nil)
+	c.step(&reinvite{op: p.op, step: stepVideoOff}, func(status int, err error) {
+		if err != nil {
+			c.fail(p, "hold.failed", status, err)
+			return
+		}
+		c.videoRemovedByHold = true
+		holdAudio()
+	})
+}
+
+// unholdProcedure resumes the audio; video removed by our hold is offered
+// back afterwards, unless the peer still holds us (mutual hold).
+func (c *Call) unholdProcedure(p *procedure) {
+	c.step(&reinvite{op: p.op, step: stepAudio, wantHold: false}, func(status int, err error) {
+		if err != nil {
+			c.fail(p, "unhold.failed", status, err)
+			return
+		}
+		c.info.State = StateLive
+		c.succeed(p, "unhold.success")
+		if c.videoRemovedByHold {
+			c.videoRemovedByHold = false
+			if !c.remoteHold {
+				c.background(opVideoAdd, stepVideoOn)
+			}
+		}
+	})
+}
+
+// requestVideo removes (add=false) or offers (add=true) video.
+func (c *Call) requestVideo(add bool) (<-chan error, error) {
+	op := opVideoRemove
+	if add {
+		op = opVideoAdd
+	}
+	if err := c.busy(op); err != nil {
+		return nil, err
+	}
+	switch {
+	case add && c.video != nil, !add && c.video == nil:
+		return closedErr(nil), nil
+	case add && c.localHold:
+		return nil, &StateError{Msg: "video-add: the call is held; resume it first"}
+	}
+	step := stepVideoOff
+	if add {
+		step = stepVideoOn
+	}
+	return c.begin(op, func(p *procedure) {
+		c.step(&reinvite{op: p.op, step: step}, func(status int, err error) {
+			if err != nil {
+				c.fail(p, "", status, err)
+				return
+			}
+			c.succeed(p, "")
+		})
+	})
+}
+
+// background runs a one-step operation nobody waits for.
+func (c *Call) background(op, step string) {
+	if c.busy(op) != nil {
 		return
 	}
-	c.startReinvite(r)
+	p := &procedure{op: op}
+	c.proc = p
+	c.info.Pending = &p.op
+	c.step(&reinvite{op: op, step: step}, func(status int, err error) {
+		if err != nil {
+			c.fail(p, "", status, err)
+			return
+		}
+		c.succeed(p, "")
+	})
 }
 
-func closedErr(err error) <-chan error {
-	ch := make(chan error, 1)
-	ch <- err
-	return ch
+// refreshSession re-offers the session unchanged, keeping the hold state
+// exactly (RFC 6337 §5.3). A user's change in flight refreshes the session
+// itself, so the refresh never races it.
+func (c *Call) refreshSession() {
+	if c.ended {
+		return
+	}
+	if c.out != nil || c.unacked != nil || c.videoReq != nil {
+		c.st.timer = c.after(2*time.Second, c.refreshSession)
+		return
+	}
+	c.step(&reinvite{op: opRefresh, step: stepAudio, wantHold: c.localHold}, func(status int, err error) {
+		if err != nil {
+			// A session that cannot be refreshed is over (RFC 4028 §10).
+			c.log.Warn().Int("status", status).Err(err).Msg("session refresh failed: hanging up")
+			if !c.ended {
+				if status != 481 {
+					c.sendBye()
+				}
+				c.end(EndError, status)
+			}
+			return
+		}
+		if q := c.queued; q != nil {
+			c.queued = nil
+			q()
+		}
+	})
 }
-
-// Hold dialects (calls.hold_dialect): how our hold offers look.
-const (
-	DialectSendOnly = "sendonly"
-	DialectInactive = "inactive"
-	DialectLegacy   = "legacy"
-)
 
 // offerDirection is the audio direction we offer for a hold state (RFC
 // 6337 §5.3: a side that does not hold offers sendrecv even while held).
@@ -146,21 +346,70 @@ func (c *Call) holdSends(localHold bool) bool {
 	return !localHold || c.dialect != DialectInactive
 }
 
-func (c *Call) sendReinvite(r *reinvite) {
-	r.tries++
-	r.backoff = nil
+// rollback restores our SDP as it was before r's offer.
+func (c *Call) rollback(r *reinvite) {
+	c.local.Streams = r.prev
+	c.local.LegacyHold = r.prevLegacy
+	if r.newVideo != nil {
+		r.newVideo.Close()
+		r.newVideo = nil
+	}
+}
+
+// step sends one offer; then gets its outcome once the peer answered.
+func (c *Call) step(r *reinvite, then func(status int, err error)) {
+	r.then = then
+	c.out = r
+	c.sendReinvite(r)
+}
+
+// prepareOffer edits our m-lines for r's offer.
+func (c *Call) prepareOffer(r *reinvite) error {
 	r.prev = append([]media.LocalStream(nil), c.local.Streams...)
+	r.prevLegacy = c.local.LegacyHold
 	streams := append([]media.LocalStream(nil), c.local.Streams...)
-	for i := range streams {
-		if streams[i].Port != 0 {
-			streams[i].Direction = c.offerDirection(r.wantHold)
+	hold := c.localHold
+	if r.step == stepAudio {
+		hold = r.wantHold
+	}
+	if a, ai := c.local.Stream("audio"); a != nil {
+		streams[ai].Direction = c.offerDirection(hold)
+	}
+	_, vi := c.local.Stream("video")
+	switch r.step {
+	case stepVideoOff:
+		if vi >= 0 {
+			streams[vi].Port = 0 // the m-line stays, with its formats (RFC 3264 §8.2)
+		}
+	case stepVideoOn:
+		stream, err := c.m.eng.NewStream(true, c.spec.Mode == MediaRelay)
+		if err != nil {
+			return ErrNoMediaPorts
+		}
+		r.newVideo = stream
+		slot := media.LocalStream{Kind: "video", Proto: "RTP/AVP", Port: int(stream.LocalAddr().Port()),
+			Formats: media.VideoFormats(), Direction: media.SendRecv}
+		if vi >= 0 {
+			streams[vi] = slot // reuse the disabled slot (RFC 3264 §8.1)
+		} else {
+			streams = append(streams, slot)
 		}
 	}
 	c.local.Streams = streams
-	prevLegacy := c.local.LegacyHold
-	c.local.LegacyHold = r.wantHold && c.dialect == DialectLegacy
+	c.local.LegacyHold = hold && c.dialect == DialectLegacy
+	return nil
+}
+
+func (c *Call) sendReinvite(r *reinvite) {
+	r.tries++
+	r.backoff = nil
+	if err := c.prepareOffer(r); err != nil {
+		c.out = nil
+		c.local.Streams = r.prev
+		r.then(503, err)
+		return
+	}
 	r.req = c.dlg.NewRequest(gosip.INVITE, c.local.Marshal())
-	r.prevLegacy = prevLegacy
 	r.req.AppendHeader(gosip.NewHeader("Allow", allowHeader))
 	for _, h := range c.timerHeadersForRequest() {
 		r.req.AppendHeader(h)
@@ -168,7 +417,8 @@ func (c *Call) sendReinvite(r *reinvite) {
 	tx, err := c.dlg.Send(context.Background(), r.req)
 	if err != nil {
 		c.rollback(r)
-		c.reinviteFailed(r, 0, err)
+		c.out = nil
+		r.then(0, err)
 		return
 	}
 	c.waiting++
@@ -194,6 +444,9 @@ func (c *Call) onReinviteResponse(r *reinvite, tx gosip.ClientTransaction, res *
 		if res.IsSuccess() && !c.ended {
 			c.writeAck(c.dlg.NewAck(r.req.CSeq().SeqNo, nil))
 		}
+		if c.out != r && r.newVideo != nil {
+			r.newVideo.Close()
+		}
 		return
 	}
 	switch {
@@ -204,49 +457,64 @@ func (c *Call) onReinviteResponse(r *reinvite, tx gosip.ClientTransaction, res *
 		if ct := res.Contact(); ct != nil {
 			c.dlg.RemoteTarget = ct.Address
 		}
-		remote, err := media.ParseRemote(res.Body())
-		if err == nil {
-			prevRemote := c.remote
-			c.remote = remote
-			if err = c.negotiateAnswer(); err != nil {
-				c.remote = prevRemote
-			}
-		}
-		if err != nil {
+		c.out = nil
+		if err := c.takeAnswer(r, res); err != nil {
 			// The peer agreed to something we cannot use: the sessions now
 			// disagree, so end the call rather than lie about its state.
 			c.log.Warn().Err(err).Msg("unusable answer to our re-INVITE: hanging up")
-			c.out = nil
-			r.finish(&SIPError{Status: 488, Reason: "unusable answer"})
 			c.sendBye()
 			c.end(EndError, 488)
+			r.then(488, &SIPError{Status: 488, Reason: "unusable answer"})
 			return
 		}
-		c.out = nil
-		c.info.Pending = nil
 		c.takeResponseTimer(res)
-		c.localHold = r.wantHold
-		c.info.LocalHold = r.wantHold
-		c.applyMedia()
-		if r.op == opRefresh {
-			c.startNext()
-			return
-		}
-		if r.wantHold {
-			c.info.State = StateHold
-			c.emit("hold.success", nil)
-		} else {
-			c.info.State = StateLive
-			c.emit("unhold.success", nil)
-		}
-		r.finish(nil)
+		r.then(200, nil)
 	case res.StatusCode == 491 && r.tries <= maxGlareRetries:
 		c.rollback(r)
 		c.glareRetry(r)
 	default:
 		c.rollback(r)
-		c.reinviteFailed(r, res.StatusCode, &SIPError{Status: res.StatusCode, Reason: res.Reason})
+		c.out = nil
+		r.then(res.StatusCode, &SIPError{Status: res.StatusCode, Reason: res.Reason})
 	}
+}
+
+// takeAnswer applies the answer to one of our offers.
+func (c *Call) takeAnswer(r *reinvite, res *gosip.Response) error {
+	remote, err := media.ParseRemote(res.Body())
+	if err != nil {
+		return err
+	}
+	prevRemote := c.remote
+	c.remote = remote
+	if err := c.negotiateAnswer(); err != nil {
+		c.remote = prevRemote
+		return err
+	}
+	if r.step == stepAudio {
+		c.localHold = r.wantHold
+		c.info.LocalHold = r.wantHold
+	}
+	switch r.step {
+	case stepVideoOff:
+		c.closeVideo("local")
+	case stepVideoOn:
+		stream := r.newVideo
+		r.newVideo = nil
+		if !c.openVideo(stream) {
+			stream.Close()
+			if ls, _ := c.local.Stream("video"); ls != nil {
+				ls.Port = 0
+			}
+			c.emit("video.rejected", nil)
+		}
+	}
+	c.applyMedia()
+	if r.step == stepVideoOn && c.video != nil {
+		c.emit("video.opened", nil)
+		c.requestKeyFrame()
+	}
+	return nil
 }
 
 // glareRetry waits 2.1–4 s when we created the Call-ID, else 0–2 s (RFC 3261 §14.1).
@@ -270,46 +538,7 @@ func (c *Call) onReinviteDone(r *reinvite, err error) {
 		return
 	}
 	c.rollback(r)
-	c.reinviteFailed(r, 408, ErrNoAnswer)
-}
-
-// reinviteFailed applies the failure rules: 408, 481 and timeouts end the
-// call (RFC 3261 §12.2.1.2); other refusals leave the session as it was,
-// except that a failed unhold hangs up unless calls.unhold_failure is keep.
-func (c *Call) reinviteFailed(r *reinvite, status int, err error) {
 	c.out = nil
-	c.info.Pending = nil
-	if r.op == opRefresh {
-		// A session that cannot be refreshed is over (RFC 4028 §10).
-		c.log.Warn().Int("status", status).Err(err).Msg("session refresh failed: hanging up")
-		if status != 481 {
-			c.sendBye()
-		}
-		c.end(EndError, status)
-		return
-	}
-	fields := map[string]any{}
-	if status != 0 {
-		fields["sip_status"] = status
-	}
-	c.emit(r.op+".failed", fields)
-	r.finish(err)
-	c.log.Info().Str("op", r.op).Int("status", status).Err(err).Msg("re-INVITE failed")
-	switch {
-	case status == 481:
-		c.end(EndError, status)
-	case status == 408 || status == 0:
-		c.sendBye()
-		reason := EndTimeout
-		if status == 0 {
-			reason = EndError
-		}
-		c.end(reason, status)
-	case r.op == opUnhold && c.m.config().UnholdFailure != UnholdKeep:
-		c.sendBye()
-		c.end(EndError, status)
-	}
+	c.log.Info().Err(err).Str("op", r.op).Msg("re-INVITE got no final response")
+	r.then(408, ErrNoAnswer)
 }
-
-// UnholdKeep keeps a call held when its unhold fails (calls.unhold_failure).
-const UnholdKeep = "keep"

@@ -175,19 +175,3 @@ func (c *Call) armSessionTimer() {
 		c.end(EndTimeout, 0)
 	})
 }
-
-// refreshSession re-offers the current session unchanged, keeping the hold
-// state exactly (RFC 6337 §5.3). A user's change in flight refreshes the
-// session itself, so the refresh never races it.
-func (c *Call) refreshSession() {
-	if c.ended {
-		return
-	}
-	if c.out != nil || c.unacked != nil {
-		c.st.timer = c.after(2*time.Second, c.refreshSession)
-		return
-	}
-	c.startReinvite(&reinvite{op: opRefresh, wantHold: c.localHold})
-}
-
-const opRefresh = "refresh"

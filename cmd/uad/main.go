@@ -255,17 +255,21 @@ func dialogConfig(cfg *config.Config) (dialog.Config, error) {
 		peers = append(peers, dialog.PeerRule{Match: p.Match, HoldDialect: p.HoldDialect})
 	}
 	return dialog.Config{
-		AutoAnswer:     cfg.Calls.AutoAnswer,
-		Media:          spec,
-		Laws:           laws,
-		Identity:       from,
-		MediaAddr:      mediaAddr,
-		RTPTimeout:     time.Duration(cfg.Media.RTPTimeout),
-		RTPHoldTimeout: time.Duration(cfg.Media.RTPHoldTimeout),
-		MaxCalls:       cfg.Calls.MaxCalls,
-		UnholdFailure:  cfg.Calls.UnholdFailure,
-		SessionExpires: time.Duration(cfg.SIP.SessionExpires),
-		HoldDialect:    cfg.Calls.HoldDialect,
-		Peers:          peers,
+		AutoAnswer:          cfg.Calls.AutoAnswer,
+		Media:               spec,
+		Laws:                laws,
+		Identity:            from,
+		MediaAddr:           mediaAddr,
+		RTPTimeout:          time.Duration(cfg.Media.RTPTimeout),
+		RTPHoldTimeout:      time.Duration(cfg.Media.RTPHoldTimeout),
+		MaxCalls:            cfg.Calls.MaxCalls,
+		UnholdFailure:       cfg.Calls.UnholdFailure,
+		SessionExpires:      time.Duration(cfg.SIP.SessionExpires),
+		HoldDialect:         cfg.Calls.HoldDialect,
+		Video:               cfg.Calls.Video,
+		VideoRequestPolicy:  cfg.Calls.VideoRequestPolicy,
+		VideoRequestTimeout: time.Duration(cfg.Calls.VideoRequestTimeout),
+		VideoRequestDefault: cfg.Calls.VideoRequestDefault,
+		Peers:               peers,
 	}, nil
 }

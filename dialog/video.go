@@ -1,0 +1,204 @@
+package dialog
+
+import (
+	"net/netip"
+	"time"
+
+	gosip "github.com/emiago/sipgo/sip"
+
+	"uad/media"
+)
+
+// Video request policies (calls.video_request_policy).
+const (
+	VideoAsk    = "ask"
+	VideoAccept = "accept"
+	VideoReject = "reject"
+)
+
+// videoRelay is the local endpoint of a relayed video stream: the relay
+// endpoint's port + 2 (control-contract.md).
+func (c *Call) videoRelay() netip.AddrPort {
+	if !c.spec.Relay.IsValid() {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(c.spec.Relay.Addr(), c.spec.Relay.Port()+2)
+}
+
+// openVideo takes the peer's answer (or offer) for the video slot into a
+// stream; false when the peer declined video or shares no codec with us.
+func (c *Call) openVideo(stream *media.Stream) bool {
+	ls, vi := c.local.Stream("video")
+	if ls == nil || ls.Port == 0 || c.remote == nil || vi >= len(c.remote.Streams) {
+		return false
+	}
+	rs := &c.remote.Streams[vi]
+	if rs.Disabled() {
+		return false
+	}
+	p, err := media.NegotiateVideo(ls, rs)
+	if err != nil {
+		return false
+	}
+	c.video, c.videoParams = stream, p
+	return true
+}
+
+// closeVideo tears the video stream down and reports it.
+func (c *Call) closeVideo(by string) {
+	if c.video == nil {
+		return
+	}
+	c.video.Close()
+	c.video = nil
+	c.info.Video = nil
+	c.emit("video.closed", map[string]any{"by": by})
+}
+
+// applyVideo configures the video stream from the negotiated state.
+func (c *Call) applyVideo() {
+	if c.video == nil {
+		c.info.Video = nil
+		return
+	}
+	ls, vi := c.local.Stream("video")
+	if ls == nil || vi >= len(c.remote.Streams) {
+		return
+	}
+	rs := &c.remote.Streams[vi]
+	if p, err := media.NegotiateVideo(ls, rs); err == nil {
+		c.videoParams = p // a re-offer may move the peer's port or SSRC
+	}
+	peer := rs.EffectiveDirection()
+	c.videoAgreed = media.FromFlags(ls.Direction.Sends() && peer.Receives(), ls.Direction.Receives() && peer.Sends())
+	c.video.Configure(media.StreamConfig{
+		Mode:   media.Mode(c.spec.Mode),
+		Video:  c.videoParams,
+		Send:   c.videoAgreed.Sends(),
+		Accept: c.videoAgreed.Receives(),
+		Relay:  c.videoRelay(),
+	})
+	info := &StreamInfo{
+		Direction: string(c.videoAgreed),
+		Codec:     c.videoParams.Codec(ls),
+		LocalRTP:  netip.AddrPortFrom(c.m.config().MediaAddr, c.video.LocalAddr().Port()).String(),
+	}
+	if c.videoParams.Remote.IsValid() {
+		info.RemoteRTP = c.videoParams.Remote.String()
+	}
+	if c.spec.Mode == MediaRelay {
+		info.RelayLocal = c.video.RelayLocal().String()
+		info.RelayRemote = c.videoRelay().String()
+	}
+	c.info.Video = info
+}
+
+// requestKeyFrame asks the peer for a key frame when its video starts
+// flowing again (accept, resume).
+func (c *Call) requestKeyFrame() {
+	if c.video != nil && c.videoAgreed.Receives() {
+		if err := c.video.RequestKeyFrame(); err != nil {
+			c.log.Debug().Err(err).Msg("key frame request not sent")
+		}
+	}
+}
+
+// videoRequest is a peer's offer that adds video, held unanswered until
+// the user replies (POST /v1/calls/{id}/video/reply) or the wait runs out.
+type videoRequest struct {
+	req     *gosip.Request
+	tx      gosip.ServerTransaction
+	offer   *media.RemoteSession
+	handled chan struct{} // closed once answered: releases sipgo's handler
+	timer   *time.Timer
+}
+
+func (v *videoRequest) stop() {
+	if v.timer != nil {
+		v.timer.Stop()
+	}
+	select {
+	case <-v.handled:
+	default:
+		close(v.handled)
+	}
+}
+
+// addsVideo reports whether an offer turns video on in a slot where the
+// previous offer/answer had none. A peer that keeps re-offering video we
+// declined (FreeSWITCH does) is not asking again.
+func (c *Call) addsVideo(offer *media.RemoteSession) bool {
+	if c.video != nil {
+		return false
+	}
+	v, vi := offer.Stream("video")
+	if v == nil || v.Disabled() {
+		return false
+	}
+	if c.remote == nil || vi >= len(c.remote.Streams) {
+		return true
+	}
+	return c.remote.Streams[vi].Disabled()
+}
+
+// askVideo holds an add-video offer for the user's reply.
+func (c *Call) askVideo(req *gosip.Request, tx gosip.ServerTransaction, offer *media.RemoteSession, handled chan struct{}) {
+	v := &videoRequest{req: req, tx: tx, offer: offer, handled: handled}
+	c.videoReq = v
+	op := opVideoReq
+	c.info.Pending = &op
+	cfg := c.m.config()
+	ref := c.self
+	tx.OnCancel(func(*gosip.Request) {
+		if c := ref.Load(); c != nil {
+			c.post(func() { c.withdrawVideo(v) })
+		}
+	})
+	v.timer = c.after(cfg.VideoRequestTimeout, func() {
+		if c.videoReq == v {
+			c.log.Info().Str("default", cfg.VideoRequestDefault).Msg("no reply to the video offer: applying the default")
+			c.answerVideo(v, cfg.VideoRequestDefault == VideoAccept)
+		}
+	})
+	c.emit("video.request", nil)
+}
+
+// withdrawVideo: the peer cancelled its add-video offer (sipgo sent the 487).
+func (c *Call) withdrawVideo(v *videoRequest) {
+	if c.videoReq != v {
+		return
+	}
+	c.videoReq = nil
+	c.info.Pending = nil
+	v.stop()
+	c.emit("video.withdrawn", nil)
+}
+
+// replyVideo answers the pending add-video offer (the API's reply).
+func (c *Call) replyVideo(accept bool) error {
+	if c.ended {
+		return errEnded
+	}
+	if c.videoReq == nil {
+		return &StateError{Msg: "video reply: no video offer from the peer awaits a reply"}
+	}
+	c.answerVideo(c.videoReq, accept)
+	return nil
+}
+
+// answerVideo answers a held add-video offer: our video m-line, or port 0.
+func (c *Call) answerVideo(v *videoRequest, accept bool) {
+	c.videoReq = nil
+	c.info.Pending = nil
+	defer v.stop()
+	var stream *media.Stream
+	if accept {
+		s, err := c.m.eng.NewStream(true, c.spec.Mode == MediaRelay)
+		if err != nil {
+			c.log.Warn().Err(err).Msg("no ports for video: declining it")
+		} else {
+			stream = s
+		}
+	}
+	c.answerOffer(v.req, v.tx, v.offer, stream)
+}
