@@ -25,16 +25,18 @@ type Call struct {
 	snap  atomic.Pointer[CallInfo]
 	self  *atomic.Pointer[Call] // cleared at the end, for hooks that outlive the call
 
-	info      CallInfo // what the API sees, kept current by the loop
-	dlg       *sip.Dialog
-	spec      MediaSpec
-	dialect   string // hold offer form for this peer (calls.hold_dialect)
-	local     *media.LocalSession
-	remote    *media.RemoteSession
-	audio     *media.Stream
-	params    media.AudioParams
-	agreed    media.Direction // last agreed audio direction, our view
-	connected bool            // ACK exchanged
+	info    CallInfo // what the API sees, kept current by the loop
+	dlg     *sip.Dialog
+	spec    MediaSpec
+	dialect string // hold offer form for this peer (calls.hold_dialect)
+	local   *media.LocalSession
+	remote  *media.RemoteSession
+	// remoteIsAnswer: remote answered our offer (else it is the peer's offer).
+	remoteIsAnswer bool
+	audio          *media.Stream
+	params         media.AudioParams
+	agreed         media.Direction // last agreed audio direction, our view
+	connected      bool            // ACK exchanged
 	// Hold is two flags; every direction is derived from them.
 	localHold, remoteHold bool
 	ended                 bool
@@ -415,6 +417,7 @@ func (c *Call) applyMedia() {
 		c.info.Audio.RemoteRTP = c.params.Remote.String()
 	}
 	c.applyVideo()
+	c.takeRemoteHold(ls, rs) // last: its events carry the new directions
 }
 
 // startRTPWatch ends the call when the peer stops sending RTP while it is

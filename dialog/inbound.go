@@ -69,7 +69,7 @@ func (c *Call) answer(spec *MediaSpec) error {
 		}
 		c.answerReoffer(c.offer, newVideo)
 		if newVideo != nil {
-			c.remote = c.offer
+			c.remote, c.remoteIsAnswer = c.offer, false
 			if !c.openVideo(newVideo) {
 				newVideo.Close()
 				if ls, _ := c.local.Stream("video"); ls != nil {
@@ -77,7 +77,7 @@ func (c *Call) answer(spec *MediaSpec) error {
 				}
 			}
 		}
-		c.remote = c.offer
+		c.remote, c.remoteIsAnswer = c.offer, false
 		ls, _ := c.local.Stream("audio")
 		rs, _ := c.remote.Stream("audio")
 		p, err := media.NegotiateAudio(ls, rs, ls.Formats, cfg.Laws)

@@ -149,7 +149,7 @@ func (c *Call) answerOffer(req *gosip.Request, tx gosip.ServerTransaction, offer
 			newVideo.Close()
 		}
 	}
-	c.takeRemoteHold(rs)
+	c.remoteIsAnswer = false
 	c.applyMedia()
 	if opened {
 		c.emit("video.opened", nil)
@@ -210,9 +210,13 @@ func (c *Call) setOfferDirections() {
 }
 
 // takeRemoteHold updates remote_hold from the peer's audio direction and
-// reports changes.
-func (c *Call) takeRemoteHold(rs *media.RemoteStream) {
+// reports changes. An answer to an offer of ours that sends nothing says
+// nothing about the peer's hold: it cannot receive what we do not send.
+func (c *Call) takeRemoteHold(ls *media.LocalStream, rs *media.RemoteStream) {
 	held := !rs.EffectiveDirection().Receives()
+	if c.remoteIsAnswer && !ls.Direction.Sends() {
+		held = c.remoteHold
+	}
 	if held == c.remoteHold {
 		return
 	}

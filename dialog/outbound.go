@@ -159,7 +159,7 @@ func (c *Call) negotiateAnswer() error {
 		return err
 	}
 	c.params = p
-	c.takeRemoteHold(rs)
+	c.remoteIsAnswer = true
 	return nil
 }
 
