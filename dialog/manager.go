@@ -286,6 +286,9 @@ func (m *Manager) HandleInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 		return
 	}
 	c.dlg = dlg
+	// sipgo answers a CANCEL with a 487 built from this request: with our
+	// tag in it, every response to the INVITE carries the same one.
+	req.To().Params.Add("tag", dlg.LocalTag)
 	c.dialect = cfg.holdDialect(dlg.Remote.Host)
 	c.log = c.log.With().Str("sip_call_id", dlg.CallID).Logger()
 	c.inviteReq, c.inviteTx, c.offer = req, tx, offer
