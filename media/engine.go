@@ -117,6 +117,7 @@ func (e *Engine) NewStream(video, relay bool) (*Stream, error) {
 	}
 	s.local = netip.AddrPortFrom(e.bind, uint16(s.port))
 	s.toPeer = newSender(s.rtp, rate)
+	s.recv.rate = rate
 	if relay {
 		if s.relayPort, s.relayRTP, s.relayRTCP, err = e.openPair(); err != nil {
 			s.rtp.Close()

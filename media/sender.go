@@ -97,6 +97,13 @@ func (s *sender) sendForwarded(to netip.AddrPort, in *rtp.Header, pt uint8, payl
 	s.write(to, pt, payload, now)
 }
 
+// sendEvent sends a telephone-event packet with its event's own timestamp.
+func (s *sender) sendEvent(to netip.AddrPort, pt uint8, payload []byte, ts uint32, marker bool, now time.Time) {
+	s.hdr.Timestamp = ts
+	s.hdr.Marker = marker
+	s.write(to, pt, payload, now)
+}
+
 func (s *sender) write(to netip.AddrPort, pt uint8, payload []byte, now time.Time) {
 	if s.started {
 		s.hdr.SequenceNumber++

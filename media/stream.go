@@ -78,7 +78,9 @@ func (c *StreamConfig) remote(video bool) netip.AddrPort {
 type Stats struct {
 	PacketsSent, BytesSent         uint64
 	PacketsReceived, BytesReceived uint64
-	LastReceived                   time.Time // zero if nothing arrived
+	PacketsLost                    int64         // expected but not received (RFC 3550 A.3)
+	Jitter                         time.Duration // interarrival jitter (RFC 3550 A.8)
+	LastReceived                   time.Time     // zero if nothing arrived
 }
 
 // Stream is one RTP stream of a call: its socket pair, the sender toward the
@@ -97,6 +99,7 @@ type Stream struct {
 
 	mu        sync.Mutex
 	cfg       StreamConfig
+	recv      recvStats
 	src       source
 	toPeer    *sender
 	toRelay   *sender // nil unless relaying
@@ -104,6 +107,10 @@ type Stream struct {
 	cursor    ClipCursor
 	frame     [frameBytes]byte
 	scheduled bool
+	dtmf      dtmfSender
+	dtmfSeen  bool   // a telephone-event was received
+	dtmfTS    uint32 // timestamp of the last one, to report each event once
+	onDTMF    func(digit string)
 
 	lastRecv        atomic.Int64  // unix nanos of the last RTP from the peer
 	peerSSRC        atomic.Uint32 // the peer's SSRC, for RTCP feedback
@@ -147,7 +154,13 @@ func (s *Stream) Configure(cfg StreamConfig) {
 			s.cursor = clip.Cursor()
 		}
 	}
-	want := s.src == srcTone || s.src == srcHoldTone || s.src == srcSilence
+	s.updateSchedule()
+}
+
+// updateSchedule puts the stream on the 20 ms scheduler while it
+// generates packets (tones, silence, DTMF), and takes it off after.
+func (s *Stream) updateSchedule() {
+	want := s.src == srcTone || s.src == srcHoldTone || s.src == srcSilence || s.dtmf.busy()
 	if want != s.scheduled {
 		s.scheduled = want
 		if want {
@@ -158,10 +171,19 @@ func (s *Stream) Configure(cfg StreamConfig) {
 	}
 }
 
+// OnDTMF sets the function told of each telephone-event received. It runs
+// on the stream's receive goroutine and must not block.
+func (s *Stream) OnDTMF(f func(digit string)) {
+	s.mu.Lock()
+	s.onDTMF = f
+	s.mu.Unlock()
+}
+
 // Stats returns the stream's counters.
 func (s *Stream) Stats() Stats {
 	s.mu.Lock()
-	st := Stats{PacketsSent: s.toPeer.packets, BytesSent: s.toPeer.bytes}
+	st := Stats{PacketsSent: s.toPeer.packets, BytesSent: s.toPeer.bytes,
+		PacketsLost: s.recv.lostPrev + s.recv.lost(), Jitter: s.recv.jitterDuration()}
 	s.mu.Unlock()
 	st.PacketsReceived, st.BytesReceived = s.pktsIn.Load(), s.bytesIn.Load()
 	if n := s.lastRecv.Load(); n != 0 {
@@ -174,6 +196,13 @@ func (s *Stream) Stats() Stats {
 func (s *Stream) tick(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.tickDTMF(now) {
+		return
+	}
+	if !s.dtmf.busy() && s.src != srcTone && s.src != srcHoldTone && s.src != srcSilence {
+		s.updateSchedule() // the digits are done
+		return
+	}
 	to := s.cfg.Params.Remote
 	switch s.src {
 	case srcTone, srcHoldTone:
@@ -226,16 +255,27 @@ func (s *Stream) readPeer() {
 		s.bytesIn.Add(uint64(len(payload)))
 
 		s.mu.Lock()
-		if s.cfg.Accept {
+		s.recv.update(hdr.SSRC, hdr.SequenceNumber, hdr.Timestamp, now)
+		var digit string
+		if !s.video && s.isDTMF(hdr.PayloadType) {
+			if d, ok := s.receivedDTMF(hdr.Timestamp, payload); ok && s.onDTMF != nil && s.cfg.Accept {
+				digit = d
+			}
+		}
+		if s.cfg.Accept && !s.dtmf.busy() {
 			switch s.src {
 			case srcEcho:
 				s.forward(s.toPeer, s.cfg.remote(s.video), &hdr, payload, conv[:], now)
 			}
-			if s.cfg.Mode == ModeRelay && s.toRelay != nil && s.cfg.Relay.IsValid() {
-				s.forward(s.toRelay, s.cfg.Relay, &hdr, payload, conv[:], now)
-			}
 		}
+		if s.cfg.Accept && s.cfg.Mode == ModeRelay && s.toRelay != nil && s.cfg.Relay.IsValid() {
+			s.forward(s.toRelay, s.cfg.Relay, &hdr, payload, conv[:], now)
+		}
+		onDTMF := s.onDTMF
 		s.mu.Unlock()
+		if digit != "" {
+			onDTMF(digit)
+		}
 	}
 }
 
@@ -258,7 +298,7 @@ func (s *Stream) readRelay() {
 			continue
 		}
 		s.mu.Lock()
-		if s.src == srcRelay {
+		if s.src == srcRelay && !s.dtmf.busy() {
 			s.forward(s.toPeer, s.cfg.remote(s.video), &hdr, buf[hl:n], conv[:], time.Now())
 		}
 		s.mu.Unlock()
@@ -278,7 +318,7 @@ func (s *Stream) forward(snd *sender, to netip.AddrPort, in *rtp.Header, payload
 		return
 	}
 	p := &s.cfg.Params
-	if int(in.PayloadType) == p.RecvDTMF || (p.RecvDTMF < 0 && int(in.PayloadType) == p.SendDTMF) {
+	if s.isDTMF(in.PayloadType) {
 		if p.SendDTMF >= 0 {
 			snd.sendForwarded(to, in, uint8(p.SendDTMF), payload, now)
 		}
@@ -293,6 +333,12 @@ func (s *Stream) forward(snd *sender, to netip.AddrPort, in *rtp.Header, payload
 		payload = conv[:len(payload)]
 	}
 	snd.sendForwarded(to, in, p.SendPT, payload, now)
+}
+
+// isDTMF reports whether a received payload type is telephone-event.
+func (s *Stream) isDTMF(pt uint8) bool {
+	p := &s.cfg.Params
+	return int(pt) == p.RecvDTMF || (p.RecvDTMF < 0 && int(pt) == p.SendDTMF)
 }
 
 // Close releases the sockets and returns the ports to the pool.
