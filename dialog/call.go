@@ -124,6 +124,9 @@ func newCall(m *Manager, direction string, spec MediaSpec) (*Call, error) {
 		c.info.Audio.RelayLocal = stream.RelayLocal().String()
 		c.info.Audio.RelayRemote = spec.Relay.String()
 	}
+	stream.OnDTMF(func(digit string) {
+		c.post(func() { c.emit("dtmf", map[string]any{"digit": digit}) })
+	})
 	c.refresh()
 	m.add(c)
 	return c, nil
@@ -230,7 +233,8 @@ func (c *Call) refresh() {
 	if c.info.Audio != nil {
 		a := *c.info.Audio
 		st := c.audio.Stats()
-		a.Stats = &StreamStats{PacketsSent: st.PacketsSent, BytesSent: st.BytesSent, PacketsReceived: st.PacketsReceived, BytesReceived: st.BytesReceived}
+		a.Stats = &StreamStats{PacketsSent: st.PacketsSent, BytesSent: st.BytesSent, PacketsReceived: st.PacketsReceived,
+			BytesReceived: st.BytesReceived, PacketsLost: st.PacketsLost, JitterMS: float64(st.Jitter.Microseconds()) / 1000}
 		if !st.LastReceived.IsZero() {
 			t := st.LastReceived.UTC()
 			a.Stats.LastReceived = &t
@@ -476,4 +480,23 @@ func (p *pending2xx) stop() {
 	if p.deadline != nil {
 		p.deadline.Stop()
 	}
+}
+
+// sendDTMF refuses DTMF on a stream we hold or that the peer holds.
+func (c *Call) sendDTMF(digits string, d time.Duration) error {
+	switch {
+	case c.ended:
+		return errEnded
+	case !c.connected:
+		return &StateError{Msg: "dtmf: the call is not live yet"}
+	case c.localHold || !c.agreed.Sends():
+		return &StateError{Msg: "dtmf: the call is held (" + string(c.agreed) + "): no DTMF is sent"}
+	}
+	switch err := c.audio.SendDTMF(digits, d); {
+	case errors.Is(err, media.ErrDTMFDigits):
+		return &RequestError{Msg: "dtmf: " + err.Error()}
+	case err != nil:
+		return &StateError{Msg: "dtmf: " + err.Error()}
+	}
+	return nil
 }

@@ -1,6 +1,8 @@
 package dialog
 
 import (
+	"strings"
+
 	gosip "github.com/emiago/sipgo/sip"
 
 	"uad/media"
@@ -39,6 +41,11 @@ func (c *Call) onRequest(req *gosip.Request, tx gosip.ServerTransaction, handled
 		return c.onOffer(req, tx, handled)
 	case gosip.INFO:
 		c.dlg.Respond(tx, req, 200, "OK", nil)
+		if ct := req.ContentType(); ct != nil && strings.EqualFold(strings.TrimSpace(ct.Value()), "application/dtmf-relay") {
+			if digit, ok := media.ParseDTMFRelay(string(req.Body())); ok {
+				c.emit("dtmf", map[string]any{"digit": digit})
+			}
+		}
 	default:
 		c.dlg.Respond(tx, req, 405, "Method Not Allowed", nil)
 	}

@@ -388,8 +388,10 @@ func (m *Manager) ReplyVideo(ctx context.Context, id string, accept bool) (CallI
 	return m.command(ctx, id, func(c *Call) error { return c.replyVideo(accept) })
 }
 
+// SendDTMF sends digits as RFC 4733 telephone-events with the payload type
+// the peer offered.
 func (m *Manager) SendDTMF(ctx context.Context, id string, digits string, d time.Duration) error {
-	_, err := m.command(ctx, id, func(*Call) error { return fmt.Errorf("dtmf: %w", ErrNotImplemented) })
+	_, err := m.command(ctx, id, func(c *Call) error { return c.sendDTMF(digits, d) })
 	return err
 }
 

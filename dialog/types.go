@@ -74,6 +74,8 @@ type StreamStats struct {
 	BytesSent       uint64     `json:"bytes_sent"`
 	PacketsReceived uint64     `json:"packets_received"`
 	BytesReceived   uint64     `json:"bytes_received"`
+	PacketsLost     int64      `json:"packets_lost"`
+	JitterMS        float64    `json:"jitter_ms"`
 	LastReceived    *time.Time `json:"last_received,omitempty"`
 }
 

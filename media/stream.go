@@ -32,26 +32,43 @@ type StreamConfig struct {
 	Accept    bool           // uad takes what the peer sends
 	LocalHold bool           // uad holds the call: send the hold tone, drop input
 	Relay     netip.AddrPort // local endpoint in relay mode
+	// Bridged sends what the partner stream's peer says (Bridge); while the
+	// partner's call is held, PartnerHold plays SourceHoldTone or
+	// SourceSilence instead.
+	Bridged     bool
+	PartnerHold Source
 }
 
-// source is what currently feeds the sender.
-type source uint8
+// Source is what currently feeds the sender.
+type Source uint8
 
 const (
-	srcNone source = iota
+	srcNone Source = iota
 	srcEcho
 	srcRelay
 	srcTone
 	srcSilence
 	srcHoldTone
+	srcBridge
 )
 
-func (c *StreamConfig) source(video bool) source {
+// Sources a bridged stream can play while its partner's call is held.
+const (
+	SourceNone     = srcNone
+	SourceHoldTone = srcHoldTone
+	SourceSilence  = srcSilence
+)
+
+func (c *StreamConfig) source(video bool) Source {
 	switch {
 	case !c.Send || !c.remote(video).IsValid():
 		return srcNone
 	case c.LocalHold && !video:
 		return srcHoldTone
+	case c.Bridged && c.PartnerHold != srcNone:
+		return c.PartnerHold
+	case c.Bridged:
+		return srcBridge
 	}
 	switch {
 	case c.Mode == ModeEcho:
@@ -100,7 +117,8 @@ type Stream struct {
 	mu        sync.Mutex
 	cfg       StreamConfig
 	recv      recvStats
-	src       source
+	src       Source
+	partner   *Stream // the other stream of a bridge
 	toPeer    *sender
 	toRelay   *sender // nil unless relaying
 	clip      *Clip   // tone or hold tone, in the law sent
@@ -271,8 +289,13 @@ func (s *Stream) readPeer() {
 		if s.cfg.Accept && s.cfg.Mode == ModeRelay && s.toRelay != nil && s.cfg.Relay.IsValid() {
 			s.forward(s.toRelay, s.cfg.Relay, &hdr, payload, conv[:], now)
 		}
-		onDTMF := s.onDTMF
+		onDTMF, partner := s.onDTMF, s.partner
+		law, isLaw := s.cfg.Params.RecvLaw(hdr.PayloadType)
+		toPartner := s.cfg.Accept && partner != nil && (isLaw || s.isDTMF(hdr.PayloadType))
 		s.mu.Unlock()
+		if toPartner {
+			partner.fromPartner(&hdr, payload, law, isLaw, conv[:], now)
+		}
 		if digit != "" {
 			onDTMF(digit)
 		}
@@ -333,6 +356,47 @@ func (s *Stream) forward(snd *sender, to netip.AddrPort, in *rtp.Header, payload
 		payload = conv[:len(payload)]
 	}
 	snd.sendForwarded(to, in, p.SendPT, payload, now)
+}
+
+// fromPartner sends what the bridge partner's peer said to this stream's
+// peer, converting G.711 law (μ-law ⇄ A-law) where the two legs differ.
+func (s *Stream) fromPartner(in *rtp.Header, payload []byte, law Law, isLaw bool, conv []byte, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.src != srcBridge || s.dtmf.busy() {
+		return
+	}
+	p := &s.cfg.Params
+	if !isLaw {
+		if p.SendDTMF >= 0 {
+			s.toPeer.sendForwarded(p.Remote, in, uint8(p.SendDTMF), payload, now)
+		}
+		return
+	}
+	if law != p.Send && len(payload) <= len(conv) {
+		Transcode(conv[:len(payload)], payload, law, p.Send)
+		payload = conv[:len(payload)]
+	}
+	s.toPeer.sendForwarded(p.Remote, in, p.SendPT, payload, now)
+}
+
+// Bridge relays RTP between the peers of two audio streams; each stream's
+// configuration must say Bridged for it to send what the other receives.
+func Bridge(a, b *Stream) {
+	a.setPartner(b)
+	b.setPartner(a)
+}
+
+// Unbridge ends a bridge.
+func Unbridge(a, b *Stream) {
+	a.setPartner(nil)
+	b.setPartner(nil)
+}
+
+func (s *Stream) setPartner(p *Stream) {
+	s.mu.Lock()
+	s.partner = p
+	s.mu.Unlock()
 }
 
 // isDTMF reports whether a received payload type is telephone-event.
