@@ -36,6 +36,13 @@ type Calls interface {
 	SendDTMF(ctx context.Context, id string, digits string, duration time.Duration) error
 }
 
+// Bridges is what the bridge endpoints ask of the dialog layer.
+type Bridges interface {
+	CreateBridge(ctx context.Context, calls []string) (dialog.BridgeInfo, error)
+	Bridges() []dialog.BridgeInfo
+	DeleteBridge(ctx context.Context, id string) (dialog.BridgeInfo, error)
+}
+
 const (
 	maxBody = 64 << 10 // bytes of a request body
 
@@ -75,6 +82,14 @@ func newServer(log zerolog.Logger, calls Calls, bus *Bus, ready func() bool) *se
 	m.HandleFunc("POST /v1/calls/{id}/video/reply", s.videoReply)
 	m.HandleFunc("POST /v1/calls/{id}/dtmf", s.dtmf)
 	m.HandleFunc("GET /v1/events", s.events)
+	if b, ok := calls.(Bridges); ok {
+		m.HandleFunc("POST /v1/bridges", s.createBridge(b))
+		m.HandleFunc("GET /v1/bridges", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, b.Bridges()) })
+		m.HandleFunc("DELETE /v1/bridges/{id}", func(w http.ResponseWriter, r *http.Request) {
+			info, err := b.DeleteBridge(r.Context(), r.PathValue("id"))
+			s.reply(w, r, http.StatusOK, info, err)
+		})
+	}
 	return s
 }
 
@@ -192,6 +207,20 @@ func (s *server) videoReply(w http.ResponseWriter, r *http.Request) {
 	}
 	info, err := s.calls.ReplyVideo(r.Context(), r.PathValue("id"), *body.Accept)
 	s.reply(w, r, http.StatusOK, info, err)
+}
+
+func (s *server) createBridge(b Bridges) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Calls []string `json:"calls"`
+		}
+		if err := decodeBody(w, r, &body, false); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		info, err := b.CreateBridge(r.Context(), body.Calls)
+		s.reply(w, r, http.StatusCreated, info, err)
+	}
 }
 
 // dtmfRequest is the body of POST /v1/calls/{id}/dtmf, and its 202 reply with

@@ -39,6 +39,8 @@ const (
 	DefaultVideoRequestTimeout = 10 * time.Second
 	DefaultVideoRequestDefault = VideoReject
 	DefaultVideoRequestPolicy  = VideoAsk
+	DefaultBridgeHold          = "tone"
+	DefaultBridgeLegEnd        = "keep"
 	DefaultVideo               = true
 	DefaultMaxCalls            = 0
 	DefaultAccountExpires      = 300
@@ -145,6 +147,8 @@ type Calls struct {
 	VideoRequestTimeout Duration `yaml:"video_request_timeout"` // how long a peer's add-video offer waits for a reply
 	VideoRequestDefault string   `yaml:"video_request_default"` // accept | reject, once that wait is over
 	VideoRequestPolicy  string   `yaml:"video_request_policy"`  // a peer's offer to add video: ask | accept | reject
+	BridgeHold          string   `yaml:"bridge_hold"`           // a bridged party while the other leg is held hears: tone | silence
+	BridgeLegEnd        string   `yaml:"bridge_leg_end"`        // when a bridge leg ends, the other: keep | hangup
 	Video               bool     `yaml:"video"`                 // accept video in incoming calls
 	MaxCalls            int      `yaml:"max_calls"`             // calls up at once; 0 = unlimited
 }

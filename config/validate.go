@@ -384,6 +384,8 @@ func (d *decoder) validateCalls(c *Calls) {
 	}
 	d.checkEnum("calls.video_request_default", c.VideoRequestDefault, VideoAccept, VideoReject)
 	d.checkEnum("calls.video_request_policy", c.VideoRequestPolicy, VideoAsk, VideoAccept, VideoReject)
+	d.checkEnum("calls.bridge_hold", c.BridgeHold, "tone", "silence")
+	d.checkEnum("calls.bridge_leg_end", c.BridgeLegEnd, "keep", "hangup")
 	if c.MaxCalls < 0 {
 		d.check("calls.max_calls", errors.New("must not be negative (0 = unlimited)"))
 	}

@@ -73,6 +73,10 @@ type Call struct {
 	videoRemovedByHold bool
 	videoReq           *videoRequest
 
+	// Bridge: the leg this call is, and whether the partner's call is held.
+	bridge      *bridgeLeg
+	partnerHeld bool
+
 	// A 2xx we sent and retransmit until its ACK arrives.
 	unacked *pending2xx
 
@@ -299,6 +303,7 @@ func (c *Call) end(reason string, status int) {
 		fields["sip_status"] = status
 	}
 	c.refresh() // stats before the sockets close
+	c.bridgeLegEnded()
 	c.closeMedia()
 	c.emit("call.ended", fields)
 	if c.dlg != nil {
@@ -406,13 +411,22 @@ func (c *Call) applyMedia() {
 		c.rtpSince = time.Now()
 	}
 	c.agreed = agreed
+	partnerHold := media.SourceNone
+	if c.partnerHeld {
+		partnerHold = media.SourceHoldTone
+		if c.m.config().BridgeHold == BridgeHoldSilence {
+			partnerHold = media.SourceSilence
+		}
+	}
 	c.audio.Configure(media.StreamConfig{
-		Mode:      media.Mode(c.spec.Mode),
-		Params:    c.params,
-		Send:      c.agreed.Sends(),
-		Accept:    c.agreed.Receives() && !c.localHold,
-		LocalHold: c.localHold,
-		Relay:     c.spec.Relay,
+		Mode:        media.Mode(c.spec.Mode),
+		Params:      c.params,
+		Send:        c.agreed.Sends(),
+		Accept:      c.agreed.Receives() && !c.localHold,
+		LocalHold:   c.localHold,
+		Relay:       c.spec.Relay,
+		Bridged:     c.bridge != nil,
+		PartnerHold: partnerHold,
 	})
 	c.info.Audio.Direction = string(c.agreed)
 	c.info.Audio.Codec = c.params.Send.String()
@@ -422,6 +436,7 @@ func (c *Call) applyMedia() {
 	}
 	c.applyVideo()
 	c.takeRemoteHold(ls, rs) // last: its events carry the new directions
+	c.syncPartnerHold()
 }
 
 // startRTPWatch ends the call when the peer stops sending RTP while it is

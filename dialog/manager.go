@@ -47,6 +47,8 @@ type Config struct {
 	VideoRequestPolicy  string
 	VideoRequestTimeout time.Duration
 	VideoRequestDefault string
+	BridgeHold          string        // what a bridged party hears while the other leg is held: tone | silence
+	BridgeLegEnd        string        // a bridge leg that ends: keep the other (default) | hangup
 	Peers               []PeerRule    // per remote-host overrides, first match wins
 	EndedRetention      time.Duration // how long ended calls stay listed
 }
@@ -82,6 +84,9 @@ type Manager struct {
 	calls map[string]*Call     // calls up
 	past  map[string]*CallInfo // calls ended in the last EndedRetention
 
+	bridgeMu sync.Mutex
+	bridges  map[string]BridgeInfo
+
 	shutting atomic.Bool
 	active   atomic.Int64
 	byes     sync.WaitGroup // BYEs in flight, awaited on shutdown
@@ -93,7 +98,7 @@ func NewManager(log zerolog.Logger, cfg Config, eng *media.Engine, emit EventSin
 	if cfg.EndedRetention == 0 {
 		cfg.EndedRetention = 60 * time.Second
 	}
-	m := &Manager{log: log, eng: eng, emit: emit, calls: map[string]*Call{}, past: map[string]*CallInfo{}}
+	m := &Manager{log: log, eng: eng, emit: emit, calls: map[string]*Call{}, past: map[string]*CallInfo{}, bridges: map[string]BridgeInfo{}}
 	m.cfg.Store(&cfg)
 	return m
 }

@@ -270,6 +270,8 @@ func dialogConfig(cfg *config.Config) (dialog.Config, error) {
 		VideoRequestPolicy:  cfg.Calls.VideoRequestPolicy,
 		VideoRequestTimeout: time.Duration(cfg.Calls.VideoRequestTimeout),
 		VideoRequestDefault: cfg.Calls.VideoRequestDefault,
+		BridgeHold:          cfg.Calls.BridgeHold,
+		BridgeLegEnd:        cfg.Calls.BridgeLegEnd,
 		Peers:               peers,
 	}, nil
 }
