@@ -22,10 +22,15 @@ type EngineConfig struct {
 // Engine owns the RTP port pool, the shared 20 ms scheduler of generated
 // streams and the precomputed tone clips.
 type Engine struct {
-	log    zerolog.Logger
-	bind   netip.Addr
-	ports  *portPool
-	sched  *scheduler
+	log        zerolog.Logger
+	bind       netip.Addr
+	ports      *portPool
+	sched      *scheduler
+	streamsMu  sync.Mutex
+	streams    map[*Stream]struct{} // open streams, for RTCP reports
+	reportList []*Stream            // reused snapshot of streams
+	quit       chan struct{}
+
 	clipMu sync.Mutex
 	hold   string // spec of the hold tone
 	tone   string // spec of media mode "tone"
@@ -57,6 +62,9 @@ func NewEngine(log zerolog.Logger, cfg EngineConfig) (*Engine, error) {
 		}
 	}
 	e.sched = newScheduler()
+	e.streams = map[*Stream]struct{}{}
+	e.quit = make(chan struct{})
+	go e.reporter(e.quit)
 	return e, nil
 }
 
@@ -101,7 +109,10 @@ func (e *Engine) SetTones(hold, tone string) error {
 func (e *Engine) FreePairs() int { return e.ports.available() }
 
 // Close stops the scheduler. Streams must be closed by their owners first.
-func (e *Engine) Close() { e.sched.stop() }
+func (e *Engine) Close() {
+	close(e.quit)
+	e.sched.stop()
+}
 
 // NewStream opens an RTP/RTCP socket pair for an audio or video stream;
 // with relay set it also opens the pair that faces the local relay endpoint.
@@ -131,6 +142,9 @@ func (e *Engine) NewStream(video, relay bool) (*Stream, error) {
 	}
 	s.done.Add(1)
 	go s.readPeer()
+	e.streamsMu.Lock()
+	e.streams[s] = struct{}{}
+	e.streamsMu.Unlock()
 	return s, nil
 }
 

@@ -14,9 +14,12 @@ type recvStats struct {
 	cycles   uint32
 	received uint64
 	lostPrev int64 // loss counted for earlier sources of the stream
-	transit  int64
-	jitter   float64 // in timestamp units
-	epoch    time.Time
+	// What the last RTCP report covered, for its fraction lost.
+	lastExpected int64
+	lastReceived uint64
+	transit      int64
+	jitter       float64 // in timestamp units
+	epoch        time.Time
 }
 
 // maxDropout is how far ahead a sequence number may jump and still count

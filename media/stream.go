@@ -423,6 +423,9 @@ func (s *Stream) Close() {
 		s.relayRTCP.Close()
 	}
 	s.done.Wait()
+	s.eng.streamsMu.Lock()
+	delete(s.eng.streams, s)
+	s.eng.streamsMu.Unlock()
 	s.eng.ports.put(s.port)
 	if s.relayRTP != nil {
 		s.eng.ports.put(s.relayPort)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/rs/zerolog"
 )
@@ -173,5 +174,41 @@ func BenchmarkForwardPacket(b *testing.B) {
 		hdr.SequenceNumber++
 		hdr.Timestamp += 160
 		s.forward(s.toPeer, s.cfg.Params.Remote, &hdr, payload, conv, time.Now())
+	}
+}
+
+// uad reports on the streams it sends: a sender report with a reception
+// report block on what the peer sent.
+func TestStreamSenderReport(t *testing.T) {
+	e := newTestEngine(t, 31900, 31909)
+	s, err := e.NewStream(false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	peer := peerSocket(t)
+	remote := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+	s.Configure(StreamConfig{Mode: ModeEcho, Params: pcmuParams(remote), Send: true, Accept: true})
+	to := net.UDPAddrFromAddrPort(s.LocalAddr())
+	for i := 0; i < 10; i++ {
+		if i == 4 {
+			continue // one lost
+		}
+		in := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: uint16(i), Timestamp: uint32(160 * i), SSRC: 77}, Payload: make([]byte, 160)}
+		b, _ := in.Marshal()
+		peer.WriteToUDP(b, to)
+		readRTP(t, peer)
+	}
+	b, dst := s.report(time.Now())
+	if b == nil || dst.Port() != remote.Port()+1 {
+		t.Fatalf("no report, or to %v", dst)
+	}
+	pkts, err := rtcp.Unmarshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sr, ok := pkts[0].(*rtcp.SenderReport)
+	if !ok || sr.PacketCount != 9 || len(sr.Reports) != 1 || sr.Reports[0].SSRC != 77 || sr.Reports[0].TotalLost != 1 || sr.Reports[0].LastSequenceNumber != 9 {
+		t.Fatalf("report = %+v", pkts[0])
 	}
 }
