@@ -107,6 +107,26 @@ type SIP struct {
 	T1             Duration   `yaml:"t1"`              // SIP timer T1 (RFC 3261), the retransmit base
 	SessionExpires Duration   `yaml:"session_expires"` // Session-Expires offered (RFC 4028); at least MinSessionExpires
 	Listeners      []Listener `yaml:"-"`               // Listen, parsed
+	// Who may reach uad: source networks (CIDR; empty = anyone), a
+	// per-source limit on INVITE, REGISTER and OPTIONS, and what refused
+	// requests get (respond: 403/503, or drop: nothing).
+	Allow        []string       `yaml:"allow"`
+	AllowNets    []netip.Prefix `yaml:"-"`
+	RateLimit    int            `yaml:"rate_limit"` // requests per second per source IP; 0 = off
+	RateBurst    int            `yaml:"rate_burst"` // requests a source may send at once
+	Reject       string         `yaml:"reject"`     // respond | drop
+	IncomingAuth IncomingAuth   `yaml:"incoming_auth"`
+	TLSCert      string         `yaml:"tls_cert"`   // PEM certificate of tls:// listeners
+	TLSKey       string         `yaml:"tls_key"`    // its PEM key
+	TLSVerify    bool           `yaml:"tls_verify"` // verify peers of outgoing TLS
+}
+
+// IncomingAuth challenges incoming INVITEs with digest auth when Username is set.
+type IncomingAuth struct {
+	Realm        string `yaml:"realm"`
+	Username     string `yaml:"username"`
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
 }
 
 // Listener is one parsed sip.listen entry.
@@ -118,8 +138,10 @@ type Listener struct {
 
 // API is the control API (HTTP + Server-Sent Events).
 type API struct {
-	Listen    string `yaml:"listen"`     // host:port; port 0 = any free port
-	TokenFile string `yaml:"token_file"` // when set, every request needs "Authorization: Bearer <its content>"
+	Listen     string `yaml:"listen"`      // host:port; port 0 = any free port; "" = no TCP listener
+	TokenFile  string `yaml:"token_file"`  // when set, every request needs "Authorization: Bearer <its content>"
+	Socket     string `yaml:"socket"`      // also listen on this unix socket path; "" = none
+	SocketMode string `yaml:"socket_mode"` // its file permissions, octal
 }
 
 // Media is RTP: ports, addresses, codecs and what uad plays.
@@ -134,6 +156,7 @@ type Media struct {
 	Tone           string   `yaml:"tone"`             // what media mode "tone" plays: a tone spec or a .wav path
 	RTPTimeout     Duration `yaml:"rtp_timeout"`      // no RTP this long while the peer may send ends the call; 0 = off
 	RTPHoldTimeout Duration `yaml:"rtp_hold_timeout"` // the same while the call is held either way; 0 = off
+	RTPLatching    bool     `yaml:"rtp_latching"`     // follow a NAT'd peer: latch onto the first source heard
 }
 
 // Calls is how calls are handled when a request does not say otherwise.

@@ -101,6 +101,45 @@ func (d *decoder) validateSIP(s *SIP) {
 	if s.T1 <= 0 {
 		d.check("sip.t1", errors.New("must be greater than 0"))
 	}
+	s.AllowNets = nil
+	for i, cidr := range s.Allow {
+		p, err := netip.ParsePrefix(cidr)
+		if err != nil {
+			if a, aerr := netip.ParseAddr(cidr); aerr == nil {
+				p, err = a.Prefix(a.BitLen())
+			}
+		}
+		if err != nil {
+			d.check(fmt.Sprintf("sip.allow[%d]", i), fmt.Errorf("%q is not a network such as 192.0.2.0/24", cidr))
+			continue
+		}
+		s.AllowNets = append(s.AllowNets, p.Masked())
+	}
+	if s.RateLimit < 0 {
+		d.check("sip.rate_limit", errors.New("must not be negative (0 = off)"))
+	}
+	if s.RateBurst < 0 {
+		d.check("sip.rate_burst", errors.New("must not be negative"))
+	}
+	d.checkEnum("sip.reject", s.Reject, "respond", "drop")
+	if a := &s.IncomingAuth; a.Password != "" && a.PasswordFile != "" {
+		d.check("sip.incoming_auth.password_file", errors.New("set password or password_file, not both"))
+	} else if a.PasswordFile != "" {
+		d.checkFile("sip.incoming_auth.password_file", &a.PasswordFile)
+	}
+	hasTLS := false
+	for _, l := range s.Listeners {
+		hasTLS = hasTLS || l.Network == "tls"
+	}
+	if hasTLS && (s.TLSCert == "" || s.TLSKey == "") {
+		d.check("sip.listen", errors.New("a tls:// listener needs sip.tls_cert and sip.tls_key"))
+	}
+	if s.TLSCert != "" {
+		d.checkFile("sip.tls_cert", &s.TLSCert)
+	}
+	if s.TLSKey != "" {
+		d.checkFile("sip.tls_key", &s.TLSKey)
+	}
 	if s.SessionExpires < Duration(MinSessionExpires) {
 		d.check("sip.session_expires", fmt.Errorf("%v is below the minimum of %v (RFC 4028)", s.SessionExpires, MinSessionExpires))
 	}
@@ -221,9 +260,13 @@ func quoted(value string, err error) error {
 
 func (d *decoder) validateAPI(a *API) {
 	host, port, err := net.SplitHostPort(a.Listen)
-	if err != nil {
+	switch {
+	case a.Listen == "" && a.Socket == "":
+		d.check("api.listen", errors.New("set api.listen or api.socket"))
+	case a.Listen == "":
+	case err != nil:
 		d.check("api.listen", fmt.Errorf("%q: want HOST:PORT, e.g. 127.0.0.1:8089", a.Listen))
-	} else {
+	default:
 		if host != "" { // "" listens on every address
 			if _, err := netip.ParseAddr(host); err != nil && !isHostname(host) {
 				d.check("api.listen", fmt.Errorf("%q: %q is not a host name or IP address", a.Listen, host))
@@ -235,6 +278,9 @@ func (d *decoder) validateAPI(a *API) {
 	}
 	if a.TokenFile != "" {
 		d.checkFile("api.token_file", &a.TokenFile)
+	}
+	if _, err := strconv.ParseUint(a.SocketMode, 8, 32); err != nil {
+		d.check("api.socket_mode", fmt.Errorf("%q: want octal file permissions such as 0660", a.SocketMode))
 	}
 }
 

@@ -38,6 +38,7 @@ type Config struct {
 	Advertise string // host[:port] for Via/Contact; empty = the listener's address
 	UserAgent string
 	T1        time.Duration
+	Guard     *Guard // allow-list and rate limit; nil = anyone, no limit
 }
 
 // Handler takes out-of-dialog INVITEs (new calls).
@@ -227,9 +228,12 @@ func (e *Endpoint) lookup(req *gosip.Request) DialogOwner {
 	return e.dialogs[cid.Value()+"|"+tag]
 }
 
-// valid checks the headers every request needs; sipgo's parser accepts
-// messages without them. A 400 is sent for the rest.
+// valid admits a request past the Guard and checks the headers every
+// request needs (sipgo's parser accepts messages without them: they get 400).
 func (e *Endpoint) valid(req *gosip.Request, tx gosip.ServerTransaction) bool {
+	if !e.admit(req, tx) {
+		return false
+	}
 	var missing []string
 	if req.From() == nil {
 		missing = append(missing, "From")
