@@ -427,6 +427,7 @@ func (c *Call) applyMedia() {
 		Relay:       c.spec.Relay,
 		Bridged:     c.bridge != nil,
 		PartnerHold: partnerHold,
+		Latching:    c.m.config().RTPLatching,
 	})
 	c.info.Audio.Direction = string(c.agreed)
 	c.info.Audio.Codec = c.params.Send.String()

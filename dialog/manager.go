@@ -37,6 +37,7 @@ type Config struct {
 	MediaAddr      netip.Addr  // address written in c=
 	RTPTimeout     time.Duration
 	RTPHoldTimeout time.Duration
+	RTPLatching    bool // follow a NAT'd peer's RTP source (media.rtp_latching)
 	MaxCalls       int
 	UnholdFailure  string        // "hangup" (default) or "keep"
 	SessionExpires time.Duration // RFC 4028 interval offered; 0 = no session timer

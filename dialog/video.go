@@ -72,11 +72,12 @@ func (c *Call) applyVideo() {
 	peer := rs.EffectiveDirection()
 	c.videoAgreed = media.FromFlags(ls.Direction.Sends() && peer.Receives(), ls.Direction.Receives() && peer.Sends())
 	c.video.Configure(media.StreamConfig{
-		Mode:   media.Mode(c.spec.Mode),
-		Video:  c.videoParams,
-		Send:   c.videoAgreed.Sends(),
-		Accept: c.videoAgreed.Receives(),
-		Relay:  c.videoRelay(),
+		Mode:     media.Mode(c.spec.Mode),
+		Video:    c.videoParams,
+		Send:     c.videoAgreed.Sends(),
+		Accept:   c.videoAgreed.Receives(),
+		Relay:    c.videoRelay(),
+		Latching: c.m.config().RTPLatching,
 	})
 	info := &StreamInfo{
 		Direction: string(c.videoAgreed),

@@ -37,6 +37,10 @@ type StreamConfig struct {
 	// SourceSilence instead.
 	Bridged     bool
 	PartnerHold Source
+	// RTP is taken only from the address the peer's SDP gave ("RTP bleed"
+	// is dropped); Latching instead follows the first source heard (a peer
+	// behind NAT) and then holds to it.
+	Latching bool
 }
 
 // Source is what currently feeds the sender.
@@ -118,7 +122,8 @@ type Stream struct {
 	cfg       StreamConfig
 	recv      recvStats
 	src       Source
-	partner   *Stream // the other stream of a bridge
+	partner   *Stream        // the other stream of a bridge
+	latched   netip.AddrPort // with Latching: the source RTP is taken from
 	toPeer    *sender
 	toRelay   *sender // nil unless relaying
 	clip      *Clip   // tone or hold tone, in the law sent
@@ -134,6 +139,7 @@ type Stream struct {
 	peerSSRC        atomic.Uint32 // the peer's SSRC, for RTCP feedback
 	pktsIn, bytesIn atomic.Uint64
 	closed          atomic.Bool
+	bleed           atomic.Uint64 // RTP dropped for coming from elsewhere
 	done            sync.WaitGroup
 }
 
@@ -155,7 +161,13 @@ func (s *Stream) Configure(cfg StreamConfig) {
 	defer s.mu.Unlock()
 	prev := s.src
 	lawChanged := cfg.Params.Send != s.cfg.Params.Send && !s.video
+	if cfg.remote(s.video) != s.cfg.remote(s.video) {
+		s.latched = netip.AddrPort{} // a new address from the SDP: latch again
+	}
 	s.cfg = cfg
+	if s.latched.IsValid() {
+		s.setRemote(s.latched)
+	}
 	s.src = cfg.source(s.video)
 	if s.src != prev {
 		s.toPeer.sourceChanged()
@@ -257,7 +269,6 @@ func (s *Stream) readPeer() {
 		if err != nil || hdr.Version != 2 {
 			continue
 		}
-		_ = from
 		now := time.Now()
 		s.lastRecv.Store(now.UnixNano())
 		s.peerSSRC.Store(hdr.SSRC)
@@ -273,6 +284,11 @@ func (s *Stream) readPeer() {
 		s.bytesIn.Add(uint64(len(payload)))
 
 		s.mu.Lock()
+		if !s.admit(from) {
+			s.mu.Unlock()
+			s.bleed.Add(1)
+			continue
+		}
 		s.recv.update(hdr.SSRC, hdr.SequenceNumber, hdr.Timestamp, now)
 		var digit string
 		if !s.video && s.isDTMF(hdr.PayloadType) {
@@ -397,6 +413,33 @@ func (s *Stream) setPartner(p *Stream) {
 	s.mu.Lock()
 	s.partner = p
 	s.mu.Unlock()
+}
+
+// admit decides whether RTP from src is the peer's (the stream's mutex is
+// held). With latching, the first source after an SDP change becomes the
+// address uad sends to as well.
+func (s *Stream) admit(src netip.AddrPort) bool {
+	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+	remote := s.cfg.remote(s.video)
+	switch {
+	case !s.cfg.Latching:
+		return remote.IsValid() && src == remote
+	case s.latched.IsValid():
+		return src == s.latched
+	case !remote.IsValid():
+		return false // no SDP from the peer yet, or it holds with c=0.0.0.0
+	}
+	s.latched = src
+	s.setRemote(src)
+	return true
+}
+
+func (s *Stream) setRemote(a netip.AddrPort) {
+	if s.video {
+		s.cfg.Video.Remote = a
+	} else {
+		s.cfg.Params.Remote = a
+	}
 }
 
 // isDTMF reports whether a received payload type is telephone-event.

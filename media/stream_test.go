@@ -212,3 +212,43 @@ func TestStreamSenderReport(t *testing.T) {
 		t.Fatalf("report = %+v", pkts[0])
 	}
 }
+
+// RTP from anywhere but the negotiated address is dropped; with latching
+// the first source is followed, then held to.
+func TestStreamRTPBleedAndLatching(t *testing.T) {
+	e := newTestEngine(t, 32000, 32009)
+	for _, latching := range []bool{false, true} {
+		s, err := e.NewStream(false, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		peer, stranger := peerSocket(t), peerSocket(t)
+		sdpAddr := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+		if latching {
+			sdpAddr = netip.AddrPortFrom(sdpAddr.Addr(), 9) // NAT: the SDP names another port
+		}
+		s.Configure(StreamConfig{Mode: ModeEcho, Params: pcmuParams(sdpAddr), Send: true, Accept: true, Latching: latching})
+		to := net.UDPAddrFromAddrPort(s.LocalAddr())
+		pkt := func(seq uint16) []byte {
+			b, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: seq, SSRC: 1}, Payload: make([]byte, 160)}).Marshal()
+			return b
+		}
+		if latching {
+			peer.WriteToUDP(pkt(1), to) // latches onto the peer's real address
+			if got := readRTP(t, peer); got.PayloadType != 0 {
+				t.Fatalf("echo after latching: PT %d", got.PayloadType)
+			}
+		}
+		stranger.WriteToUDP(pkt(2), to)
+		peer.WriteToUDP(pkt(3), to)
+		readRTP(t, peer) // the peer's own packet is echoed
+		stranger.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if _, err := stranger.Read(make([]byte, 1500)); err == nil {
+			t.Errorf("latching=%v: a stranger's RTP was answered", latching)
+		}
+		if st := s.Stats(); st.PacketsReceived < 1 || s.bleed.Load() != 1 {
+			t.Errorf("latching=%v: received %d, dropped %d; want the stranger's one packet dropped", latching, st.PacketsReceived, s.bleed.Load())
+		}
+		s.Close()
+	}
+}

@@ -375,9 +375,22 @@ func pick(msgs []sipMsg, keep func(sipMsg) bool) []sipMsg {
 	return out
 }
 
-// requestsOf keeps the requests of a method, sent or received by the tracer.
+// requestsOf keeps the requests of a method, sent or received by the
+// tracer; a retransmission (same CSeq) counts once, since UDP peers
+// retransmit when the machine is busy.
 func requestsOf(method string, sent bool) func(sipMsg) bool {
-	return func(m sipMsg) bool { return m.Method() == method && m.Sent == sent }
+	seen := map[uint32]bool{}
+	return func(m sipMsg) bool {
+		if m.Method() != method || m.Sent != sent {
+			return false
+		}
+		n, _ := m.CSeq()
+		if seen[uint32(n)] {
+			return false
+		}
+		seen[uint32(n)] = true
+		return true
+	}
 }
 
 // responseTo returns the first final response with status to the request
