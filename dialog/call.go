@@ -46,8 +46,10 @@ type Call struct {
 	offeredVideo *media.Stream // video stream of our initial offer, until answered
 	invite       *gosip.Request
 	inviteCTx    gosip.ClientTransaction
-	provisional  bool // a provisional response arrived: CANCEL is allowed
-	retried422   bool // INVITE re-sent once after 422 Session Interval Too Small
+	provisional  bool     // a provisional response arrived: CANCEL is allowed
+	retried422   bool     // INVITE re-sent once after 422 Session Interval Too Small
+	account      *Account // the account the call uses, for its credentials
+	authTries    int      // INVITEs re-sent with credentials
 	cancelling   bool
 
 	// Incoming call.

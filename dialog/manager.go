@@ -48,10 +48,47 @@ type Config struct {
 	VideoRequestPolicy  string
 	VideoRequestTimeout time.Duration
 	VideoRequestDefault string
-	BridgeHold          string        // what a bridged party hears while the other leg is held: tone | silence
-	BridgeLegEnd        string        // a bridge leg that ends: keep the other (default) | hangup
-	Peers               []PeerRule    // per remote-host overrides, first match wins
-	EndedRetention      time.Duration // how long ended calls stay listed
+	BridgeHold          string     // what a bridged party hears while the other leg is held: tone | silence
+	BridgeLegEnd        string     // a bridge leg that ends: keep the other (default) | hangup
+	Peers               []PeerRule // per remote-host overrides, first match wins
+	Accounts            []Account
+	IncomingAuth        *sip.Challenger // challenges incoming INVITEs; nil = none
+	EndedRetention      time.Duration   // how long ended calls stay listed
+}
+
+// Account is a registration account as calls use it: its AOR as From,
+// its credentials for challenges, its outbound proxy.
+type Account struct {
+	Name          string
+	AOR           gosip.Uri
+	Domains       []string // target hosts that select the account: the AOR's and the registrar's
+	Username      string
+	Password      string
+	OutboundProxy *gosip.Uri
+	Transport     string
+	HoldDialect   string
+}
+
+// account picks the account of an outgoing call: the one named, or the one
+// whose AOR or registrar host is the target's.
+func (cfg *Config) account(name, host string) (*Account, error) {
+	for i := range cfg.Accounts {
+		a := &cfg.Accounts[i]
+		if name != "" && a.Name == name {
+			return a, nil
+		}
+		if name == "" {
+			for _, d := range a.Domains {
+				if strings.EqualFold(d, host) {
+					return a, nil
+				}
+			}
+		}
+	}
+	if name != "" {
+		return nil, &RequestError{Msg: fmt.Sprintf("account %q is not configured", name)}
+	}
+	return nil, nil
 }
 
 // PeerRule overrides settings for remote hosts matching a glob.
@@ -205,10 +242,14 @@ func (m *Manager) Place(ctx context.Context, req PlaceRequest) (CallInfo, error)
 	if target.Scheme != "sip" {
 		return CallInfo{}, &RequestError{Msg: fmt.Sprintf("to: scheme %q is not supported (use sip:)", target.Scheme)}
 	}
-	if req.Account != "" {
-		return CallInfo{}, &RequestError{Msg: fmt.Sprintf("account %q is not configured", req.Account)}
+	account, err := cfg.account(req.Account, target.Host)
+	if err != nil {
+		return CallInfo{}, err
 	}
 	transport := "udp"
+	if account != nil && account.Transport != "" {
+		transport = account.Transport
+	}
 	if t, ok := target.UriParams.Get("transport"); ok {
 		transport = strings.ToLower(t)
 	}
@@ -236,8 +277,24 @@ func (m *Manager) Place(ctx context.Context, req PlaceRequest) (CallInfo, error)
 			return CallInfo{}, ErrNoMediaPorts
 		}
 	}
-	c.dlg = m.ep.NewUACDialog(target, cfg.Identity, transport)
+	from := cfg.Identity
+	if account != nil {
+		from = account.AOR
+		c.account = account
+	}
+	c.dlg = m.ep.NewUACDialog(target, from, transport)
 	c.dialect = cfg.holdDialect(target.Host)
+	if account != nil {
+		if account.HoldDialect != "" {
+			c.dialect = account.HoldDialect
+		}
+		if p := account.OutboundProxy; p != nil {
+			proxy := *p
+			proxy.UriParams = gosip.NewParams()
+			proxy.UriParams.Add("lr", "")
+			c.dlg.RouteSet = []gosip.Uri{proxy} // preloaded route (RFC 3261 §8.1.2)
+		}
+	}
 	c.log = c.log.With().Str("sip_call_id", c.dlg.CallID).Logger()
 	c.start()
 	var info CallInfo
@@ -256,6 +313,10 @@ func (m *Manager) HandleInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 	}
 	if cfg.MaxCalls > 0 && m.Active() >= cfg.MaxCalls {
 		m.ep.Respond(tx, req, 503, "Service Unavailable", nil, gosip.NewHeader("Retry-After", "5"))
+		return
+	}
+	if ch := cfg.IncomingAuth; ch != nil && !ch.Check(req) {
+		m.ep.Respond(tx, req, 401, "Unauthorized", nil, ch.Challenge())
 		return
 	}
 	if se, _, ok := parseSessionExpires(headerValue(req, "Session-Expires", "x")); ok && se < MinSessionExpires {

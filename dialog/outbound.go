@@ -6,13 +6,18 @@ import (
 	gosip "github.com/emiago/sipgo/sip"
 
 	"uad/media"
+	"uad/sip"
 )
 
 // sendInvite sends the initial INVITE with our offer and follows its
 // transaction beside the loop.
-func (c *Call) sendInvite() {
+func (c *Call) sendInvite() { c.sendInviteWith(nil) }
+
+// sendInviteWith sends the INVITE again (after 422 or with credentials
+// for the challenge in authFrom): same Call-ID and tag, CSeq advanced.
+func (c *Call) sendInviteWith(authFrom *gosip.Response) {
 	if c.inviteCTx != nil {
-		c.inviteCTx.Terminate() // a retry after 422: the old transaction is over
+		c.inviteCTx.Terminate() // a retry: the old transaction is over
 	}
 	cfg := c.m.config()
 	c.local.Streams = []media.LocalStream{{
@@ -33,6 +38,13 @@ func (c *Call) sendInvite() {
 	for _, h := range c.timerHeadersForRequest() {
 		inv.AppendHeader(h)
 	}
+	if authFrom != nil {
+		if err := sip.Authorize(inv, authFrom, c.account.Username, c.account.Password); err != nil {
+			c.log.Warn().Err(err).Msg("cannot answer the challenge")
+			c.end(EndRejected, authFrom.StatusCode)
+			return
+		}
+	}
 	c.invite = inv
 	tx, err := c.dlg.Send(context.Background(), inv)
 	if err != nil {
@@ -47,10 +59,19 @@ func (c *Call) sendInvite() {
 		for {
 			select {
 			case res := <-tx.Responses():
-				c.post(func() { c.onInviteResponse(res) })
+				c.post(func() {
+					if c.inviteCTx == tx {
+						c.onInviteResponse(res)
+					}
+				})
 			case <-tx.Done():
 				err := tx.Err()
-				c.post(func() { c.waiting--; c.onInviteDone(err) })
+				c.post(func() {
+					c.waiting--
+					if c.inviteCTx == tx {
+						c.onInviteDone(err)
+					}
+				})
 				return
 			}
 		}
@@ -82,6 +103,10 @@ func (c *Call) onInviteResponse(res *gosip.Response) {
 			return // a retransmission; the ACK is re-sent by the transaction hook
 		}
 		c.onInviteAccepted(res)
+	case (res.StatusCode == 401 || res.StatusCode == 407) && c.account != nil && c.authTries < 2 && !c.ended:
+		c.authTries++ // a second challenge after our credentials means they are wrong
+		c.sendInviteWith(res)
+		return
 	case res.StatusCode == 422 && !c.retried422 && !c.ended:
 		// Session interval too small: ask again with the peer's minimum (RFC 4028 §7.4).
 		if minSE, _, ok := parseSessionExpires(headerValue(res, "Min-SE")); ok {

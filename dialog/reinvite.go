@@ -8,6 +8,7 @@ import (
 	gosip "github.com/emiago/sipgo/sip"
 
 	"uad/media"
+	"uad/sip"
 )
 
 // Operations a call can have in flight (the call object's "pending").
@@ -50,13 +51,15 @@ var errReplaced = &StateError{Msg: "replaced by a newer hold/unhold request"}
 // reinvite is one offer of ours in flight, with what to restore if the peer
 // refuses it and what the procedure does next.
 type reinvite struct {
-	op       string // the operation it belongs to
-	step     string
-	wantHold bool // stepAudio: the hold state offered
-	tries    int
-	backoff  *time.Timer // set while waiting to retry after 491
-	req      *gosip.Request
-	then     func(status int, err error) // outcome: status 200 and nil on success
+	op        string // the operation it belongs to
+	step      string
+	wantHold  bool // stepAudio: the hold state offered
+	tries     int
+	backoff   *time.Timer     // set while waiting to retry after 491
+	authFrom  *gosip.Response // a 401/407 the next send answers
+	authTries int
+	req       *gosip.Request
+	then      func(status int, err error) // outcome: status 200 and nil on success
 
 	prev       []media.LocalStream // our m-lines before the offer
 	prevLegacy bool
@@ -414,6 +417,12 @@ func (c *Call) sendReinvite(r *reinvite) {
 	for _, h := range c.timerHeadersForRequest() {
 		r.req.AppendHeader(h)
 	}
+	if r.authFrom != nil && c.account != nil {
+		if err := sip.Authorize(r.req, r.authFrom, c.account.Username, c.account.Password); err != nil {
+			c.log.Warn().Err(err).Msg("cannot answer the challenge to our re-INVITE")
+		}
+		r.authFrom = nil
+	}
 	tx, err := c.dlg.Send(context.Background(), r.req)
 	if err != nil {
 		c.rollback(r)
@@ -469,6 +478,12 @@ func (c *Call) onReinviteResponse(r *reinvite, tx gosip.ClientTransaction, res *
 		}
 		c.takeResponseTimer(res)
 		r.then(200, nil)
+	case (res.StatusCode == 401 || res.StatusCode == 407) && c.account != nil && r.authTries < 2:
+		// A registrar or proxy may challenge a re-INVITE too.
+		c.rollback(r)
+		r.authTries++
+		r.authFrom = res
+		c.sendReinvite(r)
 	case res.StatusCode == 491 && r.tries <= maxGlareRetries:
 		c.rollback(r)
 		c.glareRetry(r)
