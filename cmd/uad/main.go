@@ -115,7 +115,8 @@ func newLogger(cfg *config.Config, w io.Writer) zerolog.Logger {
 		level = zerolog.InfoLevel
 	}
 	zerolog.TimeFieldFormat = time.RFC3339Nano
-	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+	zerolog.SetGlobalLevel(level) // what a reload changes (reload.go)
+	return zerolog.New(w).Level(min(level, logFloor)).With().Timestamp().Logger()
 }
 
 // run wires the daemon and serves until ctx ends, then hangs up every call.
@@ -138,16 +139,20 @@ func run(ctx context.Context, log zerolog.Logger, cfg *config.Config) error {
 		return err
 	}
 	calls := dialog.NewManager(log.With().Str("component", "dialog").Logger(), callsCfg, engine, bus.Publish)
+	reloads := newReloader(log, cfg, calls, engine)
+	defer reloads.stop()
 
 	var listeners []sip.Listener
 	for _, l := range cfg.SIP.Listeners {
 		listeners = append(listeners, sip.Listener{Network: l.Network, Addr: l.Addr})
 	}
-	endpoint, err := sip.NewEndpoint(log.With().Str("component", "sip").Logger(), sip.Config{
+	guard := sipGuard(cfg)
+	endpoint, err := sip.NewEndpoint(startLevel(log).With().Str("component", "sip").Logger(), sip.Config{
 		Listeners: listeners,
 		Advertise: cfg.SIP.Advertise,
 		UserAgent: cfg.SIP.UserAgent,
 		T1:        time.Duration(cfg.SIP.T1),
+		Guard:     guard,
 	}, calls)
 	if err != nil {
 		return fmt.Errorf("sip.NewEndpoint: %w", err)
@@ -160,12 +165,19 @@ func run(ctx context.Context, log zerolog.Logger, cfg *config.Config) error {
 	if err := endpoint.Serve(sipCtx); err != nil {
 		return fmt.Errorf("sip: %w", err)
 	}
+	accounts := startAccounts(log, cfg, endpoint, bus.Publish) // accounts.go
 
-	ln, err := net.Listen("tcp", cfg.API.Listen)
-	if err != nil {
-		return fmt.Errorf("api: listen %s: %w", cfg.API.Listen, err)
+	if err := checkExposure(cfg, log); err != nil {
+		return err
 	}
-	var handler http.Handler = api.New(log.With().Str("component", "api").Logger(), calls, bus, endpoint.Ready)
+	apiListeners, err := listenAPI(cfg)
+	if err != nil {
+		return err
+	}
+	metrics := api.NewMetrics(bus, api.MetricsConfig{Version: version, Active: calls.Active, Calls: calls.List, SIPRefused: guard.Counts})
+	defer metrics.Close()
+	var handler http.Handler = metrics.Serve(api.New(log.With().Str("component", "api").Logger(), calls, bus, endpoint.Ready))
+	handler = api.WithAccounts(handler, accountList(accounts))
 	if cfg.API.TokenFile != "" {
 		token, err := os.ReadFile(cfg.API.TokenFile)
 		if err != nil {
@@ -173,24 +185,34 @@ func run(ctx context.Context, log zerolog.Logger, cfg *config.Config) error {
 		}
 		handler = api.RequireToken(strings.TrimSpace(string(token)), handler)
 	}
+	handler = metrics.Count(handler)
 	httpSrv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	go func() {
-		if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error().Err(err).Msg("api server stopped")
-		}
-	}()
-	log.Info().Strs("sip", cfg.SIP.Listen).Str("api", ln.Addr().String()).
+	var apiAddrs []string
+	for _, ln := range apiListeners {
+		apiAddrs = append(apiAddrs, ln.Addr().String())
+		go func() {
+			if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error().Err(err).Msg("api server stopped")
+			}
+		}()
+	}
+	log.Info().Strs("sip", cfg.SIP.Listen).Strs("api", apiAddrs).
 		Str("rtp_ports", cfg.Media.RTPPorts).Msg("uad is up")
 
-	<-ctx.Done()
+	sd := newNotifier(log)
+	sd.ready(ctx, endpoint.Ready)
+	reloads.serve(ctx, sd) // until SIGINT/SIGTERM
+	sd.stopping()
 	log.Info().Int("calls", calls.Active()).Msg("shutting down: hanging up every call")
 	endpoint.Drain()
 	graceCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
+	unregistered := accounts.StopAsync(graceCtx) // REGISTER Expires: 0, beside the hang-ups
 	calls.Shutdown(graceCtx)
+	<-unregistered
 	httpCtx, cancelHTTP := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancelHTTP()
 	_ = httpSrv.Shutdown(httpCtx)
@@ -250,6 +272,14 @@ func dialogConfig(cfg *config.Config) (dialog.Config, error) {
 		}
 		spec.Relay = ap
 	}
+	accounts, err := accountsConfig(cfg)
+	if err != nil {
+		return dialog.Config{}, err
+	}
+	challenger, err := incomingAuth(cfg)
+	if err != nil {
+		return dialog.Config{}, err
+	}
 	var peers []dialog.PeerRule
 	for _, p := range cfg.Calls.Peers {
 		peers = append(peers, dialog.PeerRule{Match: p.Match, HoldDialect: p.HoldDialect})
@@ -273,5 +303,8 @@ func dialogConfig(cfg *config.Config) (dialog.Config, error) {
 		BridgeHold:          cfg.Calls.BridgeHold,
 		BridgeLegEnd:        cfg.Calls.BridgeLegEnd,
 		Peers:               peers,
+		Accounts:            accounts,
+		IncomingAuth:        challenger,
+		RTPLatching:         cfg.Media.RTPLatching,
 	}, nil
 }
