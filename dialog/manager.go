@@ -239,8 +239,8 @@ func (m *Manager) Place(ctx context.Context, req PlaceRequest) (CallInfo, error)
 	if err := gosip.ParseUri(strings.TrimSpace(req.To), &target); err != nil || target.Host == "" {
 		return CallInfo{}, &RequestError{Msg: fmt.Sprintf("to: %q is not a SIP URI", req.To)}
 	}
-	if target.Scheme != "sip" {
-		return CallInfo{}, &RequestError{Msg: fmt.Sprintf("to: scheme %q is not supported (use sip:)", target.Scheme)}
+	if target.Scheme != "sip" && target.Scheme != "sips" {
+		return CallInfo{}, &RequestError{Msg: fmt.Sprintf("to: scheme %q is not supported (use sip: or sips:)", target.Scheme)}
 	}
 	account, err := cfg.account(req.Account, target.Host)
 	if err != nil {
@@ -252,6 +252,9 @@ func (m *Manager) Place(ctx context.Context, req PlaceRequest) (CallInfo, error)
 	}
 	if t, ok := target.UriParams.Get("transport"); ok {
 		transport = strings.ToLower(t)
+	}
+	if target.Scheme == "sips" {
+		transport = "tls" // RFC 3261 §26.2: sips means TLS hop by hop
 	}
 	if !m.ep.SupportsTransport(transport) {
 		return CallInfo{}, &RequestError{Msg: fmt.Sprintf("to: uad does not listen on transport %q", transport)}

@@ -8,6 +8,7 @@ package sip
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,6 +40,10 @@ type Config struct {
 	UserAgent string
 	T1        time.Duration
 	Guard     *Guard // allow-list and rate limit; nil = anyone, no limit
+	// TLS: the certificate of tls listeners, and how outgoing TLS checks
+	// its peers (ClientTLS; nil = verify against the system roots).
+	ServerTLS *tls.Config
+	ClientTLS *tls.Config
 }
 
 // Handler takes out-of-dialog INVITEs (new calls).
@@ -84,6 +89,7 @@ func NewEndpoint(log zerolog.Logger, cfg Config, h Handler) (*Endpoint, error) {
 	gosip.SetDefaultLogger(slogger)
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(cfg.UserAgent),
+		sipgo.WithUserAgenTLSConfig(cfg.ClientTLS),
 		sipgo.WithUserAgentTransactionLayerOptions(gosip.WithTransactionLayerLogger(slogger)),
 		sipgo.WithUserAgentTransportLayerOptions(gosip.WithTransportLayerLogger(slogger)),
 	)
@@ -144,6 +150,16 @@ func (e *Endpoint) Serve(ctx context.Context) error {
 			}
 			go func() { _ = e.srv.ServeTCP(ln) }()
 			go func() { <-ctx.Done(); ln.Close() }()
+		case "tls":
+			if e.cfg.ServerTLS == nil {
+				return fmt.Errorf("listen tls %s: no certificate", l.Addr)
+			}
+			ln, err := tls.Listen("tcp", l.Addr.String(), e.cfg.ServerTLS)
+			if err != nil {
+				return fmt.Errorf("listen tls %s: %w", l.Addr, err)
+			}
+			go func() { _ = e.srv.ServeTLS(ln) }()
+			go func() { <-ctx.Done(); ln.Close() }()
 		default:
 			return fmt.Errorf("listen %s: transport %q not supported", l.Addr, l.Network)
 		}
@@ -197,7 +213,9 @@ func (e *Endpoint) advertised(network string) (string, int) {
 func (e *Endpoint) Contact(user, network string) gosip.Uri {
 	host, port := e.advertised(network)
 	u := gosip.Uri{Scheme: "sip", User: user, Host: host, Port: port, UriParams: gosip.NewParams()}
-	if strings.ToLower(network) != "udp" {
+	if strings.EqualFold(network, "tls") {
+		u.Scheme = "sips"
+	} else if strings.ToLower(network) != "udp" {
 		u.UriParams.Add("transport", strings.ToLower(network))
 	}
 	return u

@@ -147,12 +147,18 @@ func run(ctx context.Context, log zerolog.Logger, cfg *config.Config) error {
 		listeners = append(listeners, sip.Listener{Network: l.Network, Addr: l.Addr})
 	}
 	guard := sipGuard(cfg)
+	serverTLS, clientTLS, err := tlsConfigs(cfg)
+	if err != nil {
+		return err
+	}
 	endpoint, err := sip.NewEndpoint(startLevel(log).With().Str("component", "sip").Logger(), sip.Config{
 		Listeners: listeners,
 		Advertise: cfg.SIP.Advertise,
 		UserAgent: cfg.SIP.UserAgent,
 		T1:        time.Duration(cfg.SIP.T1),
 		Guard:     guard,
+		ServerTLS: serverTLS,
+		ClientTLS: clientTLS,
 	}, calls)
 	if err != nil {
 		return fmt.Errorf("sip.NewEndpoint: %w", err)

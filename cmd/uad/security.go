@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -123,4 +124,18 @@ func listenAPI(cfg *config.Config) ([]net.Listener, error) {
 		lns = append(lns, ln)
 	}
 	return lns, nil
+}
+
+// tlsConfigs loads the certificate of tls:// listeners and says how
+// outgoing TLS checks peers (sip.tls_verify).
+func tlsConfigs(cfg *config.Config) (server, client *tls.Config, err error) {
+	client = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: !cfg.SIP.TLSVerify} //nolint:gosec // the operator's choice, off by default
+	if cfg.SIP.TLSCert == "" {
+		return nil, client, nil
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.SIP.TLSCert, cfg.SIP.TLSKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sip.tls_cert/tls_key: %w", err)
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}, client, nil
 }
