@@ -272,6 +272,7 @@ func (c *Call) end(reason string, status int) {
 	c.info.EndReason = reason
 	c.info.SIPStatus = status
 	c.info.Pending = nil
+	c.info.Video = nil // no active video on an ended call
 	if c.unacked != nil {
 		c.unacked.stop()
 		c.unacked = nil

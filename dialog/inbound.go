@@ -103,6 +103,9 @@ func (c *Call) answer(spec *MediaSpec) error {
 		c.applyMedia()
 	}
 	c.await2xxAck(c.inviteReq.CSeq().SeqNo, res, !offered)
+	if c.video != nil {
+		c.requestKeyFrame() // the caller's video starts with a key frame
+	}
 	return nil
 }
 

@@ -103,7 +103,8 @@ func (c *Call) onOffer(req *gosip.Request, tx gosip.ServerTransaction, handled c
 	if c.addsVideo(offer) {
 		cfg := c.m.config()
 		switch {
-		case !cfg.Video || cfg.VideoRequestPolicy == VideoReject:
+		case !cfg.Video || cfg.VideoRequestPolicy == VideoReject || c.localHold:
+			// A call this side holds is never held as video: declined.
 		case cfg.VideoRequestPolicy == VideoAccept:
 			stream, err := c.m.eng.NewStream(true, c.spec.Mode == MediaRelay)
 			if err == nil {

@@ -163,6 +163,7 @@ func (c *Call) onInviteAccepted(res *gosip.Response) {
 			if ls, _ := c.local.Stream("video"); ls != nil {
 				ls.Port = 0
 			}
+			c.emit("video.rejected", nil)
 		}
 	}
 	c.applyMedia()

@@ -253,7 +253,7 @@ func (c *Call) unholdProcedure(p *procedure) {
 		c.succeed(p, "unhold.success")
 		if c.videoRemovedByHold {
 			c.videoRemovedByHold = false
-			if !c.remoteHold {
+			if !c.remoteHold && c.video == nil {
 				c.background(opVideoAdd, stepVideoOn)
 			}
 		}

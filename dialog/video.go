@@ -40,6 +40,9 @@ func (c *Call) openVideo(stream *media.Stream) bool {
 	if err != nil {
 		return false
 	}
+	if c.video != nil && c.video != stream {
+		c.video.Close() // never two streams for one slot
+	}
 	c.video, c.videoParams = stream, p
 	return true
 }
@@ -79,10 +82,12 @@ func (c *Call) applyVideo() {
 		Relay:    c.videoRelay(),
 		Latching: c.m.config().RTPLatching,
 	})
+	codec, pt := c.videoParams.Codec(ls)
 	info := &StreamInfo{
-		Direction: string(c.videoAgreed),
-		Codec:     c.videoParams.Codec(ls),
-		LocalRTP:  netip.AddrPortFrom(c.m.config().MediaAddr, c.video.LocalAddr().Port()).String(),
+		Direction:   string(c.videoAgreed),
+		Codec:       codec,
+		PayloadType: pt,
+		LocalRTP:    netip.AddrPortFrom(c.m.config().MediaAddr, c.video.LocalAddr().Port()).String(),
 	}
 	if c.videoParams.Remote.IsValid() {
 		info.RemoteRTP = c.videoParams.Remote.String()

@@ -85,14 +85,15 @@ func (p *VideoParams) SendPT(pt uint8) (uint8, bool) {
 	return uint8(p.sendPT[pt] - 1), true
 }
 
-// Codec names the first video codec both sides have.
-func (p *VideoParams) Codec(local *LocalStream) string {
+// Codec names the first video codec both sides have, and the payload
+// type uad sends it with.
+func (p *VideoParams) Codec(local *LocalStream) (string, uint8) {
 	for _, f := range local.Formats {
-		if _, ok := p.SendPT(f.PT); ok {
-			return f.Name
+		if pt, ok := p.SendPT(f.PT); ok {
+			return f.Name, pt
 		}
 	}
-	return ""
+	return "", 0
 }
 
 // ErrNoVideoCodec is returned when the two sides share no video codec.
