@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"uad/dialog"
+	"uad/sip"
 )
 
 // MetricsPath is where Metrics.Serve answers with the Prometheus exposition.
@@ -23,6 +24,8 @@ type MetricsConfig struct {
 	Version string                   // uad_build_info{version}
 	Active  func() int               // calls not yet ended
 	Calls   func() []dialog.CallInfo // the calls the API lists (up, and ended recently)
+	// SIP requests the listeners' guard refused; nil when there is none.
+	SIPRefused func() sip.GuardCounts
 }
 
 // Metrics exposes uad's Prometheus metrics, all named uad_…: counters of
@@ -209,14 +212,14 @@ func (m *Metrics) count(rec Record) {
 	}
 }
 
-// callCollector reads the call layer at scrape time. The RTP counters of a
+// callCollector reads the call layer (and the SIP guard) at scrape time. The RTP counters of a
 // call live only as long as the call is listed, so it remembers what each
 // stream had counted when it was last seen and keeps that once the stream is
 // gone: the totals never go down, as a Prometheus counter must not.
 type callCollector struct {
 	cfg MetricsConfig
 
-	active, holdTone, packets, bytes *prometheus.Desc
+	active, holdTone, packets, bytes, refused *prometheus.Desc
 
 	mu      sync.Mutex
 	seen    map[string]dialog.StreamStats // by call id + stream kind, as last seen
@@ -230,6 +233,7 @@ func newCallCollector(cfg MetricsConfig) *callCollector {
 		holdTone: prometheus.NewDesc("uad_hold_tone_streams", "Calls this side holds (state hold): the held party gets the hold tone.", nil, nil),
 		packets:  prometheus.NewDesc("uad_rtp_packets_total", "RTP packets of every call's streams, by direction.", []string{"direction"}, nil),
 		bytes:    prometheus.NewDesc("uad_rtp_bytes_total", "RTP payload bytes of every call's streams, by direction.", []string{"direction"}, nil),
+		refused:  prometheus.NewDesc("uad_sip_refused_total", "SIP requests refused by sip.allow or sip.rate_limit, by reason.", []string{"reason"}, nil),
 		seen:     map[string]dialog.StreamStats{},
 	}
 }
@@ -239,6 +243,7 @@ func (c *callCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.holdTone
 	ch <- c.packets
 	ch <- c.bytes
+	ch <- c.refused
 }
 
 func (c *callCollector) Collect(ch chan<- prometheus.Metric) {
@@ -263,6 +268,11 @@ func (c *callCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.packets, prometheus.CounterValue, float64(total.PacketsReceived), "received")
 	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(total.BytesSent), "sent")
 	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(total.BytesReceived), "received")
+	if c.cfg.SIPRefused != nil {
+		r := c.cfg.SIPRefused()
+		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(r.NotAllowed), "not_allowed")
+		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(r.RateLimited), "rate_limited")
+	}
 }
 
 // rtpTotals sums the RTP counters of every stream ever seen.

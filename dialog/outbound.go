@@ -59,11 +59,18 @@ func (c *Call) sendInviteWith(authFrom *gosip.Response) {
 		for {
 			select {
 			case res := <-tx.Responses():
+				final := !res.IsProvisional()
 				c.post(func() {
+					if final {
+						c.waiting--
+					}
 					if c.inviteCTx == tx {
 						c.onInviteResponse(res)
 					}
 				})
+				if final {
+					return // later 2xx retransmissions are ACKed by the transaction hook
+				}
 			case <-tx.Done():
 				err := tx.Err()
 				c.post(func() {

@@ -432,13 +432,17 @@ func (c *Call) sendReinvite(r *reinvite) {
 	}
 	c.waiting++
 	go func() {
+		// Until the final response: after it, the transaction lives on for
+		// 64·T1 only to re-send our ACK (OnRetransmission), which needs no
+		// goroutine of ours.
 		for {
 			select {
 			case res := <-tx.Responses():
 				if res.IsProvisional() {
 					continue
 				}
-				c.post(func() { c.onReinviteResponse(r, tx, res) })
+				c.post(func() { c.waiting--; c.onReinviteResponse(r, tx, res) })
+				return
 			case <-tx.Done():
 				err := tx.Err()
 				c.post(func() { c.waiting--; c.onReinviteDone(r, err) })

@@ -265,7 +265,7 @@ func (e *Endpoint) valid(req *gosip.Request, tx gosip.ServerTransaction) bool {
 	if req.CSeq() == nil {
 		missing = append(missing, "CSeq")
 	}
-	if len(missing) == 0 && req.CSeq().MethodName != req.Method {
+	if len(missing) == 0 && !strings.EqualFold(string(req.CSeq().MethodName), string(req.Method)) {
 		missing = append(missing, "CSeq method matching the request")
 	}
 	if len(missing) == 0 {
@@ -352,7 +352,12 @@ func (e *Endpoint) onInDialog(req *gosip.Request, tx gosip.ServerTransaction) {
 		return
 	}
 	if !hasToTag(req) {
-		e.Respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
+		switch req.Method {
+		case gosip.BYE, gosip.UPDATE, gosip.INFO, gosip.PRACK:
+			e.Respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
+		default: // outside a dialog uad takes no MESSAGE, REFER, NOTIFY
+			e.Respond(tx, req, 405, "Method Not Allowed", nil, gosip.NewHeader("Allow", Allowed))
+		}
 		return
 	}
 	owner := e.lookup(req)

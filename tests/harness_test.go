@@ -311,6 +311,7 @@ type UADOptions struct {
 	Token      string         // when set: api.token_file holding it, and the harness sends it
 	Config     map[string]any // more keys, dotted ("calls.unhold_failure": "keep"); set last
 	ExtraYAML  string         // appended verbatim to the file (top-level keys not set otherwise)
+	Env        []string       // added to the daemon's environment, "NAME=value"
 }
 
 // UAD is a running `uad run`.
@@ -404,6 +405,9 @@ func startUAD(t *testing.T, opts UADOptions) *UAD {
 	}
 	u.cmd = exec.Command(uadBin, "run", "--config", u.ConfigPath)
 	u.cmd.Dir = dir
+	if len(opts.Env) > 0 {
+		u.cmd.Env = append(os.Environ(), opts.Env...)
+	}
 	u.cmd.Stdout = logf
 	u.cmd.Stderr = logf
 	if err := u.cmd.Start(); err != nil {
@@ -496,6 +500,25 @@ func (u *UAD) Stop(t testing.TB, timeout time.Duration) error {
 		return nil
 	}
 }
+
+// Kill sends SIGKILL (no BYE, no goodbye of any kind: the peer just
+// vanishes) and waits for the process to be gone. The end-of-test check then
+// expects the process gone.
+func (u *UAD) Kill(t testing.TB) {
+	t.Helper()
+	u.stopped = true
+	if err := u.cmd.Process.Kill(); err != nil && u.Running() {
+		t.Fatalf("uad %s: SIGKILL: %v", u.Name, err)
+	}
+	select {
+	case <-u.done:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("uad %s still running 5 s after SIGKILL", u.Name)
+	}
+}
+
+// PID is the daemon's process id (for /proc/PID/...).
+func (u *UAD) PID() int { return u.cmd.Process.Pid }
 
 // Running reports whether the process is still alive.
 func (u *UAD) Running() bool {

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every fuzz target of the module, one after the other, for FUZZTIME
+# each (default 10m):
+#   bash tests/fuzz.sh                 # 10 minutes per target
+#   FUZZTIME=10s bash tests/fuzz.sh    # a smoke run (tests/run.sh does this)
+# A crash leaves its input in the package's testdata/fuzz/<Name>/, where
+# `go test ./...` runs it from then on; the script goes on with the other
+# targets and exits non-zero at the end.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+fuzztime="${FUZZTIME:-10m}"
+
+# Only packages with a Fuzz function: `go test -list` runs the test binary,
+# and the end-to-end package's TestMain builds the daemon first.
+mapfile -t dirs < <(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u)
+
+failed=()
+for dir in "${dirs[@]}"; do
+	for name in $(go test -list '^Fuzz' "$dir" | grep '^Fuzz' || true); do
+		echo "fuzz.sh: $dir $name for $fuzztime" >&2
+		if ! go test "$dir" -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime"; then
+			failed+=("$dir $name")
+		fi
+	done
+done
+if [ "${#failed[@]}" -gt 0 ]; then
+	printf 'fuzz.sh: failed: %s\n' "${failed[@]}" >&2
+	exit 1
+fi
