@@ -119,6 +119,9 @@ type SIP struct {
 	TLSCert      string         `yaml:"tls_cert"`   // PEM certificate of tls:// listeners
 	TLSKey       string         `yaml:"tls_key"`    // its PEM key
 	TLSVerify    bool           `yaml:"tls_verify"` // verify peers of outgoing TLS
+	// ShutdownGrace bounds SIGTERM: new INVITEs and OPTIONS get 503, calls
+	// are hung up and accounts unregistered within it.
+	ShutdownGrace Duration `yaml:"shutdown_grace"`
 }
 
 // IncomingAuth challenges incoming INVITEs with digest auth when Username is set.

@@ -122,6 +122,9 @@ func (d *decoder) validateSIP(s *SIP) {
 		d.check("sip.rate_burst", errors.New("must not be negative"))
 	}
 	d.checkEnum("sip.reject", s.Reject, "respond", "drop")
+	if s.ShutdownGrace <= 0 {
+		d.check("sip.shutdown_grace", errors.New("must be greater than 0"))
+	}
 	if a := &s.IncomingAuth; a.Password != "" && a.PasswordFile != "" {
 		d.check("sip.incoming_auth.password_file", errors.New("set password or password_file, not both"))
 	} else if a.PasswordFile != "" {

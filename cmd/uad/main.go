@@ -40,8 +40,8 @@ const usage = `usage:
 client flags: --api URL (or UAD_API), --token-file FILE (or UAD_TOKEN)
 `
 
-// shutdownGrace bounds how long hanging up calls may take on SIGINT/SIGTERM.
-const shutdownGrace = 4 * time.Second
+// httpGrace is the part of sip.shutdown_grace kept for closing the API.
+const httpGrace = 300 * time.Millisecond
 
 func main() {
 	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
@@ -214,12 +214,12 @@ func run(ctx context.Context, log zerolog.Logger, cfg *config.Config) error {
 	sd.stopping()
 	log.Info().Int("calls", calls.Active()).Msg("shutting down: hanging up every call")
 	endpoint.Drain()
-	graceCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	graceCtx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.SIP.ShutdownGrace)-httpGrace)
 	defer cancel()
 	unregistered := accounts.StopAsync(graceCtx) // REGISTER Expires: 0, beside the hang-ups
 	calls.Shutdown(graceCtx)
 	<-unregistered
-	httpCtx, cancelHTTP := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	httpCtx, cancelHTTP := context.WithTimeout(context.Background(), httpGrace)
 	defer cancelHTTP()
 	_ = httpSrv.Shutdown(httpCtx)
 	log.Info().Msg("uad stopped")
