@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -26,6 +27,8 @@ type MetricsConfig struct {
 	Calls   func() []dialog.CallInfo // the calls the API lists (up, and ended recently)
 	// SIP requests the listeners' guard refused; nil when there is none.
 	SIPRefused func() sip.GuardCounts
+	// Registration accounts; nil when there are none.
+	Accounts func() []Account
 }
 
 // Metrics exposes uad's Prometheus metrics, all named uad_…: counters of
@@ -43,6 +46,8 @@ type Metrics struct {
 	videoEvents  *prometheus.CounterVec
 	events       *prometheus.CounterVec
 	requests     *prometheus.CounterVec
+	reinvites    *prometheus.HistogramVec
+	glare        prometheus.Counter
 
 	mu  sync.Mutex // serialises reading sub and counting what it read
 	sub *Subscription
@@ -74,9 +79,15 @@ func NewMetrics(bus *Bus, cfg MetricsConfig) *Metrics {
 		videoEvents:  counter("uad_video_events_total", "Video events, by type.", "type"),
 		events:       counter("uad_events_total", "Events published, by type.", "type"),
 		requests:     counter("uad_api_requests_total", "Control API responses, by HTTP status.", "code"),
-		sub:          bus.Tail(),
-		stop:         make(chan struct{}),
-		done:         make(chan struct{}),
+		reinvites: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "uad_reinvite_seconds",
+			Help:    "Time from uad's re-INVITE to its final response, by operation (hold, unhold, video-add, video-remove, refresh).",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 32},
+		}, []string{"op"}),
+		glare: prometheus.NewCounter(prometheus.CounterOpts{Name: "uad_glare_retries_total", Help: "re-INVITEs retried after 491 Request Pending."}),
+		sub:   bus.Tail(),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
 	}
 	for _, dir := range []string{"inbound", "outbound"} {
 		for _, reason := range callEndReasons {
@@ -93,7 +104,7 @@ func NewMetrics(bus *Bus, cfg MetricsConfig) *Metrics {
 	info.WithLabelValues(cfg.Version, runtime.Version()).Set(1)
 
 	m.reg.MustRegister(m.calls, m.callStatus, m.holds, m.holdFailures, m.unholds, m.videoEvents,
-		m.events, m.requests, info, newCallCollector(cfg))
+		m.events, m.requests, m.reinvites, m.glare, info, newCallCollector(cfg))
 	// The runtime's own metrics, prefixed too: every metric of uad is uad_….
 	prometheus.WrapRegistererWithPrefix("uad_", m.reg).MustRegister(
 		collectors.NewGoCollector(),
@@ -102,6 +113,14 @@ func NewMetrics(bus *Bus, cfg MetricsConfig) *Metrics {
 	go m.follow()
 	return m
 }
+
+// ReinviteDone observes a re-INVITE of uad's (dialog.Observer).
+func (m *Metrics) ReinviteDone(op string, _ int, latency time.Duration) {
+	m.reinvites.WithLabelValues(op).Observe(latency.Seconds())
+}
+
+// GlareRetry counts a retry after 491 (dialog.Observer).
+func (m *Metrics) GlareRetry() { m.glare.Inc() }
 
 // Close stops counting events.
 func (m *Metrics) Close() {
@@ -219,7 +238,7 @@ func (m *Metrics) count(rec Record) {
 type callCollector struct {
 	cfg MetricsConfig
 
-	active, holdTone, packets, bytes, refused *prometheus.Desc
+	active, holdTone, packets, bytes, refused, lost, account *prometheus.Desc
 
 	mu      sync.Mutex
 	seen    map[string]dialog.StreamStats // by call id + stream kind, as last seen
@@ -234,6 +253,8 @@ func newCallCollector(cfg MetricsConfig) *callCollector {
 		packets:  prometheus.NewDesc("uad_rtp_packets_total", "RTP packets of every call's streams, by direction.", []string{"direction"}, nil),
 		bytes:    prometheus.NewDesc("uad_rtp_bytes_total", "RTP payload bytes of every call's streams, by direction.", []string{"direction"}, nil),
 		refused:  prometheus.NewDesc("uad_sip_refused_total", "SIP requests refused by sip.allow or sip.rate_limit, by reason.", []string{"reason"}, nil),
+		lost:     prometheus.NewDesc("uad_rtp_packets_lost_total", "RTP packets the peers sent that never arrived (RFC 3550), every call's streams.", nil, nil),
+		account:  prometheus.NewDesc("uad_account_registered", "1 while the account is registered, else 0.", []string{"account", "state"}, nil),
 		seen:     map[string]dialog.StreamStats{},
 	}
 }
@@ -244,6 +265,8 @@ func (c *callCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.packets
 	ch <- c.bytes
 	ch <- c.refused
+	ch <- c.lost
+	ch <- c.account
 }
 
 func (c *callCollector) Collect(ch chan<- prometheus.Metric) {
@@ -268,6 +291,16 @@ func (c *callCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.packets, prometheus.CounterValue, float64(total.PacketsReceived), "received")
 	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(total.BytesSent), "sent")
 	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(total.BytesReceived), "received")
+	ch <- prometheus.MustNewConstMetric(c.lost, prometheus.CounterValue, float64(max(total.PacketsLost, 0)))
+	if c.cfg.Accounts != nil {
+		for _, a := range c.cfg.Accounts() {
+			v := 0.0
+			if a.State == "registered" {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.account, prometheus.GaugeValue, v, a.Name, a.State)
+		}
+	}
 	if c.cfg.SIPRefused != nil {
 		r := c.cfg.SIPRefused()
 		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(r.NotAllowed), "not_allowed")
@@ -307,4 +340,5 @@ func addStats(sum *dialog.StreamStats, s dialog.StreamStats) {
 	sum.BytesSent += s.BytesSent
 	sum.PacketsReceived += s.PacketsReceived
 	sum.BytesReceived += s.BytesReceived
+	sum.PacketsLost += s.PacketsLost
 }

@@ -110,6 +110,24 @@ func (cfg *Config) holdDialect(host string) string {
 	return cfg.HoldDialect
 }
 
+// Observer is told of what the metrics count that no event says: each
+// re-INVITE of ours with its outcome and latency, and each glare retry.
+type Observer interface {
+	ReinviteDone(op string, status int, latency time.Duration)
+	GlareRetry()
+}
+
+// SetObserver attaches an Observer.
+func (m *Manager) SetObserver(o Observer) { m.observer.Store(&o) }
+
+// observe returns the Observer, or nil.
+func (m *Manager) observe() Observer {
+	if o := m.observer.Load(); o != nil {
+		return *o
+	}
+	return nil
+}
+
 // Manager holds every call and is the entry point of the control API.
 type Manager struct {
 	log  zerolog.Logger
@@ -121,6 +139,8 @@ type Manager struct {
 	mu    sync.Mutex
 	calls map[string]*Call     // calls up
 	past  map[string]*CallInfo // calls ended in the last EndedRetention
+
+	observer atomic.Pointer[Observer]
 
 	bridgeMu sync.Mutex
 	bridges  map[string]BridgeInfo

@@ -58,6 +58,7 @@ type reinvite struct {
 	backoff   *time.Timer     // set while waiting to retry after 491
 	authFrom  *gosip.Response // a 401/407 the next send answers
 	authTries int
+	sentAt    time.Time // when the current try was sent, for the latency metric
 	req       *gosip.Request
 	then      func(status int, err error) // outcome: status 200 and nil on success
 
@@ -423,6 +424,7 @@ func (c *Call) sendReinvite(r *reinvite) {
 		}
 		r.authFrom = nil
 	}
+	r.sentAt = time.Now()
 	tx, err := c.dlg.Send(context.Background(), r.req)
 	if err != nil {
 		c.rollback(r)
@@ -453,6 +455,9 @@ func (c *Call) sendReinvite(r *reinvite) {
 }
 
 func (c *Call) onReinviteResponse(r *reinvite, tx gosip.ClientTransaction, res *gosip.Response) {
+	if o := c.m.observe(); o != nil {
+		o.ReinviteDone(r.op, res.StatusCode, time.Since(r.sentAt))
+	}
 	if c.out != r || c.ended {
 		if res.IsSuccess() && !c.ended {
 			c.writeAck(c.dlg.NewAck(r.req.CSeq().SeqNo, nil))
@@ -545,6 +550,9 @@ func (c *Call) glareRetry(r *reinvite) {
 		wait = rand.N(2 * time.Second)
 	}
 	c.log.Info().Str("op", r.op).Dur("retry_in", wait).Msg("glare (491): retrying")
+	if o := c.m.observe(); o != nil {
+		o.GlareRetry()
+	}
 	r.backoff = c.after(wait, func() {
 		if c.out == r && !c.ended {
 			c.sendReinvite(r)

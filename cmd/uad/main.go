@@ -180,10 +180,13 @@ func run(ctx context.Context, log zerolog.Logger, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	metrics := api.NewMetrics(bus, api.MetricsConfig{Version: version, Active: calls.Active, Calls: calls.List, SIPRefused: guard.Counts})
+	accountsAPI := accountList(accounts)
+	metrics := api.NewMetrics(bus, api.MetricsConfig{Version: version, Active: calls.Active, Calls: calls.List,
+		SIPRefused: guard.Counts, Accounts: accountsAPI.AccountList})
 	defer metrics.Close()
+	calls.SetObserver(metrics)
 	var handler http.Handler = metrics.Serve(api.New(log.With().Str("component", "api").Logger(), calls, bus, endpoint.Ready))
-	handler = api.WithAccounts(handler, accountList(accounts))
+	handler = api.WithAccounts(handler, accountsAPI)
 	if cfg.API.TokenFile != "" {
 		token, err := os.ReadFile(cfg.API.TokenFile)
 		if err != nil {
