@@ -23,6 +23,7 @@ type Call struct {
 	inbox chan func()
 	done  chan struct{} // closed when the loop exits
 	snap  atomic.Pointer[CallInfo]
+	live  atomic.Pointer[liveStreams]
 	self  *atomic.Pointer[Call] // cleared at the end, for hooks that outlive the call
 
 	info    CallInfo // what the API sees, kept current by the loop
@@ -234,17 +235,12 @@ func (c *Call) refresh() {
 	info := c.info
 	if c.info.Video != nil {
 		v := *c.info.Video
+		v.Stats = streamStats(c.video)
 		info.Video = &v
 	}
 	if c.info.Audio != nil {
 		a := *c.info.Audio
-		st := c.audio.Stats()
-		a.Stats = &StreamStats{PacketsSent: st.PacketsSent, BytesSent: st.BytesSent, PacketsReceived: st.PacketsReceived,
-			BytesReceived: st.BytesReceived, PacketsLost: st.PacketsLost, JitterMS: float64(st.Jitter.Microseconds()) / 1000}
-		if !st.LastReceived.IsZero() {
-			t := st.LastReceived.UTC()
-			a.Stats.LastReceived = &t
-		}
+		a.Stats = streamStats(c.audio)
 		info.Audio = &a
 	}
 	if c.dlg != nil {
@@ -253,6 +249,45 @@ func (c *Call) refresh() {
 		info.RemoteURI = c.dlg.Remote.String()
 	}
 	c.snap.Store(&info)
+	c.live.Store(&liveStreams{audio: c.audio, video: c.video})
+}
+
+// liveStreams are the streams behind the last snapshot, whose counters
+// readers outside the loop may read at any time (Stream.Stats is safe).
+type liveStreams struct{ audio, video *media.Stream }
+
+// Info is the last snapshot with the RTP counters as they are now.
+func (c *Call) Info() CallInfo {
+	info := *c.Snapshot()
+	l := c.live.Load()
+	if l == nil || info.State == StateEnded {
+		return info
+	}
+	if info.Audio != nil && l.audio != nil {
+		a := *info.Audio
+		a.Stats = streamStats(l.audio)
+		info.Audio = &a
+	}
+	if info.Video != nil && l.video != nil {
+		v := *info.Video
+		v.Stats = streamStats(l.video)
+		info.Video = &v
+	}
+	return info
+}
+
+func streamStats(s *media.Stream) *StreamStats {
+	if s == nil {
+		return nil
+	}
+	st := s.Stats()
+	out := &StreamStats{PacketsSent: st.PacketsSent, BytesSent: st.BytesSent, PacketsReceived: st.PacketsReceived,
+		BytesReceived: st.BytesReceived, PacketsLost: st.PacketsLost, JitterMS: float64(st.Jitter.Microseconds()) / 1000}
+	if !st.LastReceived.IsZero() {
+		t := st.LastReceived.UTC()
+		out.LastReceived = &t
+	}
+	return out
 }
 
 func (c *Call) emit(typ string, fields map[string]any) {

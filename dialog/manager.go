@@ -221,7 +221,7 @@ func (m *Manager) List() []CallInfo {
 	m.mu.Lock()
 	out := make([]CallInfo, 0, len(m.calls)+len(m.past))
 	for _, c := range m.calls {
-		out = append(out, *c.Snapshot())
+		out = append(out, c.Info())
 	}
 	for _, info := range m.past {
 		out = append(out, *info)
@@ -240,7 +240,7 @@ func (m *Manager) Get(id string) (CallInfo, error) {
 	if c == nil {
 		return *info, nil
 	}
-	return *c.Snapshot(), nil
+	return c.Info(), nil
 }
 
 // Active is the number of calls not yet ended.
