@@ -45,7 +45,7 @@ for rate in $rates; do
   else
     scen=(-sn uac -d 0)
   fi
-  (cd "$work" && sipp "${scen[@]}" -i 127.0.0.1 -p 25070 -r "$rate" -m "$calls" -l $((rate * 4)) \
+  (cd "$work" && timeout $((seconds * 4 + 10)) sipp "${scen[@]}" -i 127.0.0.1 -p 25070 -r "$rate" -m "$calls" -l $((rate * 4)) \
     -nostdin -timeout $((seconds * 4))s -trace_stat -stf "$stat" -fd 1 127.0.0.1:25060 >/dev/null 2>&1) || true
   after=$(cpu_ticks); end=$(date +%s.%N)
   cpu=$(echo "($after - $before) / $ticks / ($end - $start) * 100" | bc -l)
