@@ -174,38 +174,18 @@ func (c *Call) answerOffer(req *gosip.Request, tx gosip.ServerTransaction, offer
 // audio and video slots keep their sockets; newVideo accepts video the
 // offer adds; every other stream is declined with port 0.
 func (c *Call) answerReoffer(offer *media.RemoteSession, newVideo *media.Stream) {
-	laws := c.m.config().Laws
-	streams := make([]media.LocalStream, len(offer.Streams))
-	audioTaken, videoTaken := false, false
-	for i, rs := range offer.Streams {
-		ls := media.LocalStream{Kind: rs.Kind, Proto: rs.Proto, RawFmts: rs.RawFmts}
-		switch {
-		case rs.Kind == "audio" && !audioTaken && !rs.Disabled():
-			if fs := media.AnswerAudio(rs.Formats, laws); fs != nil {
-				audioTaken = true
-				ls.Port = int(c.audio.LocalAddr().Port())
-				ls.Formats = fs
-				ls.Direction = media.Intersect(rs.EffectiveDirection(), c.holdSends(c.localHold), !c.localHold)
-			}
-		case rs.Kind == "video" && !videoTaken:
-			videoTaken = true
-			stream := c.video
-			if stream == nil {
-				stream = newVideo
-			}
-			fs := media.AnswerVideo(rs.Formats)
-			if stream != nil && !rs.Disabled() && fs != nil {
-				ls.Port = int(stream.LocalAddr().Port())
-				ls.Formats = fs
-				ls.Direction = media.Intersect(rs.EffectiveDirection(), true, true)
-			} else if len(rs.Formats) > 0 {
-				ls.Formats = rs.Formats[:1] // a declined m-line keeps a format
-				ls.RawFmts = nil
-			}
-		}
-		streams[i] = ls
+	plan := media.AnswerPlan{
+		Laws:      c.m.config().Laws,
+		AudioPort: int(c.audio.LocalAddr().Port()),
+		AudioSend: c.holdSends(c.localHold),
+		AudioRecv: !c.localHold,
 	}
-	c.local.Streams = streams
+	if stream := c.video; stream != nil {
+		plan.VideoPort = int(stream.LocalAddr().Port())
+	} else if newVideo != nil {
+		plan.VideoPort = int(newVideo.LocalAddr().Port())
+	}
+	c.local.Streams = media.Answer(offer, plan)
 }
 
 // setOfferDirections writes the directions of an offer of ours from the

@@ -3,6 +3,7 @@ package media
 import (
 	"bytes"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -146,6 +147,21 @@ func FuzzOfferAnswer(f *testing.F) {
 		rs, err := ParseRemote(body)
 		if err != nil {
 			return
+		}
+		// Every answer parses and keeps the offer's m-lines, in order.
+		local := NewLocalSession(1, netip.MustParseAddr("127.0.0.1"))
+		local.Streams = Answer(rs, AnswerPlan{Laws: laws, AudioPort: 20000, AudioSend: true, AudioRecv: true, VideoPort: 20002})
+		back, err := ParseRemote(local.Marshal())
+		if err != nil {
+			t.Fatalf("our answer does not parse: %v\n%s", err, local.Marshal())
+		}
+		if len(back.Streams) != len(rs.Streams) {
+			t.Fatalf("answer has %d m-lines, the offer %d", len(back.Streams), len(rs.Streams))
+		}
+		for i := range back.Streams {
+			if back.Streams[i].Kind != rs.Streams[i].Kind {
+				t.Fatalf("m-line %d is %s in the answer, %s in the offer", i, back.Streams[i].Kind, rs.Streams[i].Kind)
+			}
 		}
 		for i := range rs.Streams {
 			remote := &rs.Streams[i]

@@ -238,3 +238,43 @@ func NegotiateAudio(local *LocalStream, remote *RemoteStream, answer []Format, l
 	}
 	return p, nil
 }
+
+// AnswerPlan is what uad can put in an answer: the ports of its audio and
+// video sockets (0: none) and what it allows itself on audio.
+type AnswerPlan struct {
+	Laws      []Law
+	AudioPort int
+	AudioSend bool // false while uad holds in the inactive dialect
+	AudioRecv bool // false while uad holds
+	VideoPort int
+}
+
+// Answer builds the m-lines of an answer to offer, slot for slot (RFC 3264
+// §6): the first audio stream with a codec in common and the first video
+// stream uad can relay are accepted, every other stream is declined with
+// port 0, keeping a format so the m-line stays valid.
+func Answer(offer *RemoteSession, plan AnswerPlan) []LocalStream {
+	streams := make([]LocalStream, len(offer.Streams))
+	audioTaken, videoTaken := false, false
+	for i, rs := range offer.Streams {
+		ls := LocalStream{Kind: rs.Kind, Proto: rs.Proto, RawFmts: rs.RawFmts}
+		switch {
+		case rs.Kind == "audio" && !audioTaken && !rs.Disabled() && plan.AudioPort != 0:
+			if fs := AnswerAudio(rs.Formats, plan.Laws); fs != nil {
+				audioTaken = true
+				ls.Port, ls.Formats = plan.AudioPort, fs
+				ls.Direction = Intersect(rs.EffectiveDirection(), plan.AudioSend, plan.AudioRecv)
+			}
+		case rs.Kind == "video" && !videoTaken:
+			videoTaken = true
+			if fs := AnswerVideo(rs.Formats); plan.VideoPort != 0 && !rs.Disabled() && fs != nil {
+				ls.Port, ls.Formats = plan.VideoPort, fs
+				ls.Direction = Intersect(rs.EffectiveDirection(), true, true)
+			} else if len(rs.Formats) > 0 {
+				ls.Formats, ls.RawFmts = rs.Formats[:1], nil
+			}
+		}
+		streams[i] = ls
+	}
+	return streams
+}
