@@ -495,9 +495,14 @@ func (c *Call) startRTPWatch() {
 		if c.ended {
 			return
 		}
+		// Held either way, rtp_hold_timeout applies (a held peer may send
+		// music or nothing); otherwise rtp_timeout, while the peer may send.
 		timeout := cfg.RTPTimeout
-		if c.agreed != media.SendRecv && c.agreed != media.RecvOnly {
+		switch {
+		case c.localHold || c.remoteHold || c.agreed == media.Inactive:
 			timeout = cfg.RTPHoldTimeout
+		case !c.agreed.Receives():
+			timeout = 0
 		}
 		last := c.audio.Stats().LastReceived
 		if last.Before(c.rtpSince) {
