@@ -18,6 +18,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -534,5 +535,126 @@ func TestScaleOutKamailio(t *testing.T) {
 	if lines := k.dsLines(offset); strings.Count(lines, "ds: in-dialog INVITE") < 2 {
 		t.Errorf("kamailio logged %d in-dialog INVITEs, want the hold and resume re-INVITEs:\n%s",
 			strings.Count(lines, "ds: in-dialog INVITE"), lines)
+	}
+}
+
+// brokenInstance is a SIP endpoint that answers OPTIONS 200 (so probing
+// keeps it in the set) but refuses every INVITE with 503, or ignores it.
+type brokenInstance struct {
+	conn *net.UDPConn
+	mode string // "503" | "silent"
+
+	mu      sync.Mutex
+	invites map[string]bool // Call-IDs of the INVITEs that reached it
+	options int
+}
+
+func startBrokenInstance(t *testing.T, mode string) *brokenInstance {
+	t.Helper()
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: freePort(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &brokenInstance{conn: conn, mode: mode, invites: map[string]bool{}}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 65535)
+		for {
+			n, from, err := conn.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			b.handle(string(buf[:n]), from)
+		}
+	}()
+	t.Cleanup(func() { conn.Close(); <-done })
+	return b
+}
+
+func (b *brokenInstance) Addr() string { return b.conn.LocalAddr().String() }
+
+func (b *brokenInstance) handle(msg string, from *net.UDPAddr) {
+	m := parseSIPMessage(msg)
+	var status string
+	switch m.Method() {
+	case "OPTIONS":
+		b.mu.Lock()
+		b.options++
+		b.mu.Unlock()
+		status = "200 OK"
+	case "INVITE":
+		b.mu.Lock()
+		b.invites[m.Header("Call-ID")] = true
+		b.mu.Unlock()
+		if b.mode != "503" {
+			return
+		}
+		status = "503 Service Unavailable"
+	default:
+		return // ACK of our 503, anything else
+	}
+	var resp strings.Builder
+	fmt.Fprintf(&resp, "SIP/2.0 %s\r\n", status)
+	for _, v := range headerValues(m, "Via", "v") {
+		fmt.Fprintf(&resp, "Via: %s\r\n", v)
+	}
+	to := m.Header("To")
+	if !strings.Contains(to, ";tag=") {
+		to += ";tag=broken"
+	}
+	fmt.Fprintf(&resp, "From: %s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: %s\r\nContent-Length: 0\r\n\r\n",
+		m.Header("From"), to, m.Header("Call-ID"), m.Header("CSeq"))
+	_, _ = b.conn.WriteToUDP([]byte(resp.String()), from)
+}
+
+func (b *brokenInstance) Invites() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.invites)
+}
+
+func (b *brokenInstance) Options() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.options
+}
+
+// An instance that answers OPTIONS but refuses calls with 503, or does not
+// answer them at all: kamailio fails each call it sent there over to uad,
+// so every call succeeds.
+func TestScaleOutKamailioFailover(t *testing.T) {
+	t.Parallel()
+	requirePeer(t, "sipp")
+	for _, mode := range []string{"503", "silent"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			broken := startBrokenInstance(t, mode)
+			u := startUAD(t, UADOptions{Name: "U"})
+			// The broken instance first: round-robin sends it the first call.
+			k := startDispatcher(t, []dsDest{{"broken", broken.Addr()}, {"U", u.SIPAddr()}}, "DS_ALG=4")
+			k.waitState(t, "sip:"+u.SIPAddr(), "A", 10*time.Second)
+			if !poll(10*time.Second, 50*time.Millisecond, func() bool { return broken.Options() > 0 }) {
+				t.Fatalf("kamailio did not probe the broken instance with OPTIONS within 10 s")
+			}
+			k.waitState(t, "sip:"+broken.Addr(), "A", 10*time.Second)
+
+			const calls = 4
+			r := runSipp(t, "uac_echo.xml", "-s", "uad", "-m", itoa(calls), "-l", "1", "-d", "100", k.Addr())
+			if r.Code != 0 {
+				t.Fatalf("sipp: exit %d, want 0 (every call failed over to uad)\n%s\n%s", r.Code, tail(r.Errors, 8<<10), tail(r.Output, 4<<10))
+			}
+			if got := len(inboundCalls(u)); got != calls {
+				t.Errorf("uad got %d calls, want all %d", got, calls)
+			}
+			if broken.Invites() == 0 {
+				t.Errorf("no INVITE reached the broken instance: the failover was not exercised")
+			}
+			lines := k.dsLines(0)
+			if !strings.Contains(lines, "ds: failover to sip:"+u.SIPAddr()) {
+				t.Errorf("kamailio did not log a failover to uad:\n%s", lines)
+			}
+			t.Logf("broken instance (%s) got %d INVITEs, %d OPTIONS", mode, broken.Invites(), broken.Options())
+		})
 	}
 }

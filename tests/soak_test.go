@@ -218,8 +218,8 @@ func (r *soakRun) load(d time.Duration, progress bool) {
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
-	// Samples every 5 s for the peaks; a progress line every minute.
-	every := time.NewTicker(5 * time.Second)
+	// Samples every second for the peaks; a progress line every minute.
+	every := time.NewTicker(time.Second)
 	defer every.Stop()
 	last := time.Now()
 	for {
@@ -260,11 +260,12 @@ func (r *soakRun) quiesce(what string) map[string]procSample {
 }
 
 // runSoak is the soak: A (tone) places calls to B (echo); A holds and
-// resumes every call continuously. A warm-up under the same load (at least
-// one transaction lifetime, so heaps reach their working size) precedes the
-// start sample; both samples are taken with no transaction in flight, so a
-// goroutine or descriptor left behind by a hold or resume shows. After the
-// hangup both daemons must be back to what they had idle.
+// resumes every call continuously. A warm-up under the same load (two
+// transaction lifetimes and at least 15 s, so heaps reach their working
+// size; its RSS peak is the RSS baseline) precedes the start sample; start
+// and end are sampled with no transaction in flight, so a goroutine or
+// descriptor left behind by a hold or resume shows. After the hangup both
+// daemons must be back to what they had idle.
 func runSoak(t *testing.T, p soakParams) {
 	cfg := map[string]any{"log.level": "info", "sip.t1": p.T1.String()}
 	b := startUAD(t, UADOptions{Name: "B", Config: cfg})
@@ -289,7 +290,9 @@ func runSoak(t *testing.T, p soakParams) {
 	}
 	t.Logf("soak: %d calls, %v, a hold and a resume per call every %v at most, sip.t1 %v", p.Calls, p.Duration, p.Pace, p.T1)
 
-	warm := 2*64*p.T1 + 2*time.Second
+	// At least two transaction lifetimes, and long enough for the heap to
+	// reach its working size under this load.
+	warm := max(2*64*p.T1+2*time.Second, 15*time.Second)
 	r.load(warm, false)
 	start := r.quiesce("start")
 	// The memory the warm-up needed is the baseline: RSS does not shrink
