@@ -8,10 +8,12 @@ import (
 	_ "embed"
 	"errors"
 	"io/fs"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -263,17 +265,21 @@ func Parse(name string, data []byte) (*Config, error) {
 	return build(name, data)
 }
 
-// build decodes default.yaml, then data (unless nil) over it, and then
-// validates the result and fills in the fields derived from others.
+// build copies the decoded default.yaml, decodes data (unless nil) over
+// it, and then validates the result and fills in the fields derived from
+// others.
 func build(name string, data []byte) (*Config, error) {
-	cfg := &Config{}
-	defaults := newDecoder("default.yaml")
-	defaults.decodeFile(defaultYAML, cfg)
-	if len(defaults.errs) > 0 {
-		return nil, defaults.result()
+	base, err := decodedDefaults()
+	if err != nil {
+		return nil, err
 	}
-	d := defaults
-	if data != nil {
+	cfg := base.cfg.clone()
+	var d *decoder
+	if data == nil {
+		// Validated as default.yaml, so a problem would point at its lines.
+		d = newDecoder("default.yaml")
+		d.lines = maps.Clone(base.lines)
+	} else {
 		cfg.File = name
 		d = newDecoder(name)
 		d.decodeFile(data, cfg)
@@ -284,6 +290,38 @@ func build(name string, data []byte) (*Config, error) {
 		return nil, d.result()
 	}
 	return cfg, nil
+}
+
+// defaults is default.yaml decoded but not validated: what a file's
+// values are decoded over.
+type defaults struct {
+	cfg   *Config
+	lines map[string]int // as in decoder
+}
+
+// decodedDefaults decodes default.yaml once per process. Callers must not
+// change what it returns: build works on a clone.
+var decodedDefaults = sync.OnceValues(func() (*defaults, error) {
+	cfg := &Config{}
+	d := newDecoder("default.yaml")
+	d.decodeFile(defaultYAML, cfg)
+	if len(d.errs) > 0 {
+		return nil, d.result()
+	}
+	return &defaults{cfg: cfg, lines: d.lines}, nil
+})
+
+// clone returns a deep copy of c, sharing no slice with it.
+func (c *Config) clone() *Config {
+	out := *c
+	out.SIP.Listen = clone(c.SIP.Listen)
+	out.SIP.Listeners = clone(c.SIP.Listeners)
+	out.SIP.Allow = clone(c.SIP.Allow)
+	out.SIP.AllowNets = clone(c.SIP.AllowNets)
+	out.Media.Codecs = clone(c.Media.Codecs)
+	out.Calls.Peers = clone(c.Calls.Peers)
+	out.Accounts = clone(c.Accounts)
+	return &out
 }
 
 // baseDir is where relative paths in the file named name are taken from.
@@ -297,17 +335,13 @@ func baseDir(name string) string {
 // Redacted returns a copy of c with every password replaced by
 // RedactedPassword, for printing.
 func (c *Config) Redacted() *Config {
-	out := *c
-	out.SIP.Listen = clone(c.SIP.Listen)
-	out.SIP.Listeners = clone(c.SIP.Listeners)
-	out.Media.Codecs = clone(c.Media.Codecs)
-	out.Accounts = clone(c.Accounts)
+	out := c.clone()
 	for i := range out.Accounts {
 		if out.Accounts[i].Password != "" {
 			out.Accounts[i].Password = RedactedPassword
 		}
 	}
-	return &out
+	return out
 }
 
 // clone copies s, keeping nil as nil.

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"uad/media/tonespec"
 )
 
 // validate checks the decoded cfg, key by key and across keys, and fills
@@ -369,8 +371,9 @@ func (d *decoder) checkSound(path string, value *string) {
 	case strings.HasSuffix(strings.ToLower(*value), ".wav"):
 		d.checkFile(path, value)
 	default:
-		if err := checkToneSpec(*value); err != nil {
-			d.fail(path, "%q: neither a .wav file nor a tone spec: %v", *value, err)
+		// Media parses it with the same package, so the messages match.
+		if _, err := tonespec.Parse(*value); err != nil {
+			d.fail(path, "%q: %v", *value, err)
 		}
 	}
 }

@@ -2,178 +2,21 @@ package media
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"math"
-	"strconv"
 	"strings"
 	"time"
+
+	"uad/media/tonespec"
 )
 
-// ToneSpec is a parsed tone spec, a subset of Asterisk's indications.conf
-// syntax: comma-separated segments FREQ[+FREQ2][/MS], played in order and
-// then again from the first unless the spec starts with "!".
-type ToneSpec struct {
-	Segments []ToneSegment
-	Once     bool // the spec started with "!": the list plays once
-}
-
-// ToneSegment is one FREQ[+FREQ2][/MS] element of a tone spec.
-type ToneSegment struct {
-	Freq1, Freq2 int           // Hz; 0 is no tone, so both 0 is silence
-	Duration     time.Duration // whole milliseconds; 0 plays forever
-}
-
-const (
-	// maxToneFreq is the highest frequency G.711's 8 kHz sampling can carry.
-	maxToneFreq = G711Rate/2 - 1
-	// maxToneTimed bounds the timed segments of a spec, which a Clip holds
-	// whole (8 KB a second).
-	maxToneTimed = time.Minute
-	// toneRampSamples is how long (5 ms) a tone fades out where it stops at
-	// a phase other than zero, so that it ends without a click.
-	toneRampSamples = G711Rate * 5 / 1000
-)
+// toneRampSamples is how long (5 ms) a tone fades out where it stops at a
+// phase other than zero, so that it ends without a click.
+const toneRampSamples = G711Rate * 5 / 1000
 
 // toneAmplitude is -13 dBFS, the level of each frequency: a two-frequency
 // tone peaks at about -7 dBFS and never clips.
 var toneAmplitude = math.MaxInt16 * math.Pow(10, -13.0/20)
-
-// ParseToneSpec parses a tone spec such as "350+440" or "!440/300,0/3700".
-func ParseToneSpec(spec string) (ToneSpec, error) {
-	body := strings.TrimSpace(spec)
-	if body == "" {
-		return ToneSpec{}, errors.New("empty tone spec")
-	}
-	var ts ToneSpec
-	body, ts.Once = strings.CutPrefix(body, "!")
-	for i, elem := range strings.Split(body, ",") {
-		seg, err := parseToneSegment(strings.TrimSpace(elem))
-		if err != nil {
-			return ToneSpec{}, fmt.Errorf("tone spec %q: segment %d %q: %w", spec, i+1, elem, err)
-		}
-		ts.Segments = append(ts.Segments, seg)
-	}
-	if err := ts.Validate(); err != nil {
-		return ToneSpec{}, fmt.Errorf("tone spec %q: %w", spec, err)
-	}
-	return ts, nil
-}
-
-// parseToneSegment checks the syntax of one element; Validate checks ranges.
-func parseToneSegment(elem string) (ToneSegment, error) {
-	var seg ToneSegment
-	switch {
-	case elem == "":
-		return seg, errors.New("empty segment")
-	case strings.HasPrefix(elem, "!"):
-		return seg, errors.New(`"!" is only allowed at the start of the spec, where it makes the whole list play once`)
-	case strings.Contains(elem, "*"):
-		return seg, errors.New("modulated tones (FREQ*FREQ) are not supported")
-	}
-	freqs, ms, timed := strings.Cut(elem, "/")
-	if timed {
-		n, err := parseToneNumber(ms, "duration", "milliseconds")
-		if err != nil {
-			return seg, err
-		}
-		if n == 0 {
-			return seg, errors.New("duration 0: leave out /MS for a segment that plays forever")
-		}
-		seg.Duration = time.Duration(n) * time.Millisecond
-	}
-	if strings.Count(freqs, "+") > 1 {
-		return seg, errors.New("more than two frequencies")
-	}
-	f1, f2, two := strings.Cut(freqs, "+")
-	var err error
-	if seg.Freq1, err = parseToneNumber(f1, "frequency", "Hz"); err != nil {
-		return seg, err
-	}
-	if two {
-		if seg.Freq2, err = parseToneNumber(f2, "frequency", "Hz"); err != nil {
-			return seg, err
-		}
-	}
-	return seg, nil
-}
-
-// parseToneNumber parses a non-negative decimal integer, without the sign
-// and spaces strconv.Atoi would let through.
-func parseToneNumber(s, what, unit string) (int, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return 0, fmt.Errorf("missing %s", what)
-	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return 0, fmt.Errorf("%s %q is not a whole number of %s", what, s, unit)
-		}
-	}
-	if len(s) > 9 { // far beyond any valid value, and no overflow below
-		return 0, fmt.Errorf("%s %s %s is too large", what, s, unit)
-	}
-	return strconv.Atoi(s)
-}
-
-// Validate returns an error unless s can make a Clip: at least one segment,
-// frequencies below 4000 Hz, durations in whole milliseconds, only the last
-// segment playing forever, and at most a minute of timed segments.
-func (s ToneSpec) Validate() error {
-	if len(s.Segments) == 0 {
-		return errors.New("no segments")
-	}
-	var timed time.Duration
-	for i, seg := range s.Segments {
-		n := i + 1
-		for _, f := range [...]int{seg.Freq1, seg.Freq2} {
-			if f < 0 || f > maxToneFreq {
-				return fmt.Errorf("segment %d: frequency %d Hz is out of range (0 to %d Hz at 8 kHz sampling)", n, f, maxToneFreq)
-			}
-		}
-		if seg.Freq1 != 0 && seg.Freq1 == seg.Freq2 {
-			return fmt.Errorf("segment %d: both frequencies are %d Hz", n, seg.Freq1)
-		}
-		if seg.Duration < 0 || seg.Duration%time.Millisecond != 0 {
-			return fmt.Errorf("segment %d: duration %v is not a positive whole number of milliseconds", n, seg.Duration)
-		}
-		if seg.Duration == 0 && n < len(s.Segments) {
-			return fmt.Errorf("segment %d plays forever (it has no /MS), so the segments after it would never play", n)
-		}
-		timed += seg.Duration
-		if timed > maxToneTimed {
-			return fmt.Errorf("the timed segments last more than %v in total", maxToneTimed)
-		}
-	}
-	return nil
-}
-
-// String formats s in tone spec syntax; ParseToneSpec reads it back.
-func (s ToneSpec) String() string {
-	var b strings.Builder
-	if s.Once {
-		b.WriteByte('!')
-	}
-	for i, seg := range s.Segments {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(seg.String())
-	}
-	return b.String()
-}
-
-// String formats seg as FREQ[+FREQ2][/MS].
-func (seg ToneSegment) String() string {
-	out := strconv.Itoa(seg.Freq1)
-	if seg.Freq2 != 0 {
-		out += "+" + strconv.Itoa(seg.Freq2)
-	}
-	if seg.Duration != 0 {
-		out += "/" + strconv.FormatInt(int64(seg.Duration/time.Millisecond), 10)
-	}
-	return out
-}
 
 // A Clip is audio precomputed as G.711 bytes of one law, ready to be sent in
 // 20 ms frames. It is immutable, so one Clip serves every call; each stream
@@ -193,8 +36,8 @@ func (c *Clip) Law() Law { return c.law }
 // segment to the next, a tone fades out briefly where it stops or where the
 // loop would break its phase, and a segment that plays forever is rendered
 // as a whole number of periods, so the tone never clicks. It panics if
-// spec.Validate fails; ParseToneSpec returns only valid specs.
-func NewToneClip(spec ToneSpec, law Law) *Clip {
+// spec.Validate fails; tonespec.Parse returns only valid specs.
+func NewToneClip(spec tonespec.Spec, law Law) *Clip {
 	if err := spec.Validate(); err != nil {
 		panic("media: NewToneClip: invalid tone spec: " + err.Error())
 	}
@@ -222,10 +65,10 @@ func NewToneClip(spec ToneSpec, law Law) *Clip {
 			switch {
 			case i+1 < len(segs):
 				// The next segment goes on with the same phase.
-				fadeOut[k] = !segs[i+1].has(o.freq)
+				fadeOut[k] = !segmentHas(segs[i+1], o.freq)
 			case !spec.Once:
 				// The first segment started the frequency at phase 0.
-				fadeOut[k] = !segs[0].has(o.freq) || (o.count+n)*o.freq%G711Rate != 0
+				fadeOut[k] = !segmentHas(segs[0], o.freq) || (o.count+n)*o.freq%G711Rate != 0
 			default:
 				fadeOut[k] = true
 			}
@@ -236,14 +79,14 @@ func NewToneClip(spec ToneSpec, law Law) *Clip {
 	return clip
 }
 
-func (seg ToneSegment) has(freq int) bool {
+func segmentHas(seg tonespec.Segment, freq int) bool {
 	return seg.Freq1 == freq || seg.Freq2 == freq
 }
 
 // toneSegmentSamples is the length of a segment in a Clip: its duration, or
 // for a segment that plays forever the shortest whole number of periods of
 // all its frequencies that fills at least one frame.
-func toneSegmentSamples(seg ToneSegment) int {
+func toneSegmentSamples(seg tonespec.Segment) int {
 	if seg.Duration != 0 {
 		return int(seg.Duration * G711Rate / time.Second)
 	}
@@ -281,7 +124,7 @@ func (o *toneOscillator) next() float64 {
 // segmentOscillators returns the oscillators for seg: a frequency already
 // sounding goes on with its phase, a new one starts at phase 0 (a zero
 // sample, so no click).
-func segmentOscillators(seg ToneSegment, sounding []toneOscillator) []toneOscillator {
+func segmentOscillators(seg tonespec.Segment, sounding []toneOscillator) []toneOscillator {
 	var oscs []toneOscillator
 	for _, f := range [...]int{seg.Freq1, seg.Freq2} {
 		if f == 0 {
@@ -332,7 +175,8 @@ func NewWAVClip(samples []int16, law Law) *Clip {
 }
 
 // LoadClip makes the clip for a config value: a path ending in ".wav" is an
-// 8 kHz 16-bit mono PCM file, played in a loop; anything else is a tone spec.
+// 8 kHz 16-bit mono PCM file, played in a loop; anything else is a tone spec
+// (package tonespec).
 func LoadClip(spec string, law Law) (*Clip, error) {
 	if law != PCMU && law != PCMA {
 		return nil, fmt.Errorf("unknown G.711 law %v", law)
@@ -347,7 +191,7 @@ func LoadClip(spec string, law Law) (*Clip, error) {
 		}
 		return NewWAVClip(samples, law), nil
 	}
-	ts, err := ParseToneSpec(spec)
+	ts, err := tonespec.Parse(spec)
 	if err != nil {
 		return nil, err
 	}

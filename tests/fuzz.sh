@@ -3,6 +3,8 @@
 # each (default 10m):
 #   bash tests/fuzz.sh                 # 10 minutes per target
 #   FUZZTIME=10s bash tests/fuzz.sh    # a smoke run (tests/run.sh does this)
+# FUZZMINIMIZETIME (default 5s) caps the minimising of each new input,
+# which otherwise may take a minute and stop fuzzing meanwhile.
 # A crash leaves its input in the package's testdata/fuzz/<Name>/, where
 # `go test ./...` runs it from then on; the script goes on with the other
 # targets and exits non-zero at the end.
@@ -10,6 +12,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 fuzztime="${FUZZTIME:-10m}"
+minimizetime="${FUZZMINIMIZETIME:-5s}"
 
 # Only packages with a Fuzz function: `go test -list` runs the test binary,
 # and the end-to-end package's TestMain builds the daemon first.
@@ -19,7 +22,7 @@ failed=()
 for dir in "${dirs[@]}"; do
 	for name in $(go test -list '^Fuzz' "$dir" | grep '^Fuzz' || true); do
 		echo "fuzz.sh: $dir $name for $fuzztime" >&2
-		if ! go test "$dir" -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime"; then
+		if ! go test "$dir" -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" -fuzzminimizetime "$minimizetime"; then
 			failed+=("$dir $name")
 		fi
 	done
