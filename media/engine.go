@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -30,6 +31,8 @@ type Engine struct {
 	streams    map[*Stream]struct{} // open streams, for RTCP reports
 	reportList []*Stream            // reused snapshot of streams
 	quit       chan struct{}
+	cname      string        // RTCP CNAME of every stream (rtcp.go)
+	stray      atomic.Uint64 // RTP dropped for coming from elsewhere, every stream ever
 
 	clipMu sync.Mutex
 	hold   string // spec of the hold tone
@@ -51,6 +54,7 @@ func NewEngine(log zerolog.Logger, cfg EngineConfig) (*Engine, error) {
 		hold:  cfg.HoldTone,
 		tone:  cfg.Tone,
 		clips: map[clipKey]*Clip{},
+		cname: newCNAME(),
 	}
 	for _, spec := range []string{cfg.HoldTone, cfg.Tone} {
 		for _, law := range []Law{PCMU, PCMA} {
@@ -105,6 +109,10 @@ func (e *Engine) SetTones(hold, tone string) error {
 	return nil
 }
 
+// StrayPackets is how many RTP packets every stream, open or closed, dropped
+// because they came from an address other than the peer's.
+func (e *Engine) StrayPackets() uint64 { return e.stray.Load() }
+
 // FreePairs reports how many RTP port pairs are free.
 func (e *Engine) FreePairs() int { return e.ports.available() }
 
@@ -128,6 +136,9 @@ func (e *Engine) NewStream(video, relay bool) (*Stream, error) {
 	}
 	s.local = netip.AddrPortFrom(e.bind, uint16(s.port))
 	s.toPeer = newSender(s.rtp, rate)
+	if video {
+		s.toPeer.sent = new(seqRing) // video feedback names packets (NACK)
+	}
 	s.recv.rate = rate
 	if relay {
 		if s.relayPort, s.relayRTP, s.relayRTCP, err = e.openPair(); err != nil {
@@ -137,11 +148,16 @@ func (e *Engine) NewStream(video, relay bool) (*Stream, error) {
 			return nil, err
 		}
 		s.toRelay = newSender(s.relayRTP, rate)
-		s.done.Add(1)
+		if video {
+			s.toRelay.sent = new(seqRing)
+		}
+		s.done.Add(2)
 		go s.readRelay()
+		go s.readRelayRTCP()
 	}
-	s.done.Add(1)
+	s.done.Add(2)
 	go s.readPeer()
+	go s.readPeerRTCP()
 	e.streamsMu.Lock()
 	e.streams[s] = struct{}{}
 	e.streamsMu.Unlock()
@@ -207,6 +223,18 @@ func (s *scheduler) stop() {
 	s.wg.Wait()
 }
 
+// tick runs one stream's tick; a panic there takes that stream off the
+// scheduler, and the others go on.
+func (s *scheduler) tick(st *Stream, now time.Time) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.remove(st)
+			st.fault("tick", r)
+		}
+	}()
+	st.tick(now)
+}
+
 func (s *scheduler) run() {
 	defer s.wg.Done()
 	const period = 20 * time.Millisecond
@@ -227,7 +255,7 @@ func (s *scheduler) run() {
 		}
 		s.mu.Unlock()
 		for _, st := range s.list {
-			st.tick(now)
+			s.tick(st, now)
 		}
 		// Next deadline from the start time, not from now: no drift.
 		next := start.Add(time.Duration(n+1) * period)

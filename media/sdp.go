@@ -194,6 +194,39 @@ func (rs *RemoteSession) Stream(kind string) (*RemoteStream, int) {
 	return nil, -1
 }
 
+// HonouredProfile reports whether uad can take part in an m-line of a
+// transport profile: plain RTP over UDP, with or without RTCP feedback. uad
+// does not encrypt, so SRTP and DTLS-SRTP offers are declined rather than
+// answered as plain RTP (RFC 3264 §6).
+func HonouredProfile(proto string) bool {
+	return strings.EqualFold(proto, "RTP/AVP") || strings.EqualFold(proto, "RTP/AVPF")
+}
+
+// Usable returns the first stream of a kind uad can accept, and its index,
+// or -1: enabled, with a transport profile uad honours and a codec in
+// common (for audio a law of laws, for video one uad relays).
+func (rs *RemoteSession) Usable(kind string, laws []Law) (*RemoteStream, int) {
+	for i := range rs.Streams {
+		if st := &rs.Streams[i]; st.Kind == kind && st.usable(laws) {
+			return st, i
+		}
+	}
+	return nil, -1
+}
+
+func (r *RemoteStream) usable(laws []Law) bool {
+	if r.Disabled() || !HonouredProfile(r.Proto) {
+		return false
+	}
+	switch r.Kind {
+	case "audio":
+		return AnswerAudio(r.Formats, laws) != nil
+	case "video":
+		return AnswerVideo(r.Formats) != nil
+	}
+	return true
+}
+
 func normalizeLineEnds(body []byte) []byte {
 	if !bytes.Contains(body, []byte("\r\n")) && bytes.Contains(body, []byte("\n")) {
 		body = bytes.ReplaceAll(body, []byte("\n"), []byte("\r\n"))

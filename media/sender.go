@@ -32,9 +32,16 @@ type sender struct {
 	resync   bool      // next packet starts a new source: marker, new ts base
 
 	// Forwarded packets keep their own timing: ts = their ts + offset.
-	inSSRC   uint32
-	tsOffset uint32
-	lastTSIn uint32
+	forwarding bool   // the last packet sent was forwarded from inSSRC
+	inSSRC     uint32 // SSRC of the stream forwarded
+	tsOffset   uint32
+	lastTSIn   uint32 // highest timestamp forwarded since the last re-base
+	lastSeqIn  uint16 // highest sequence number forwarded since then
+
+	// sent maps the sequence numbers written to the ones forwarded, for
+	// feedback about this stream (nil: no feedback is translated).
+	sent *seqRing
+	fir  firState
 
 	packets, bytes uint64
 }
@@ -72,36 +79,75 @@ func (s *sender) sendGenerated(to netip.AddrPort, pt uint8, payload []byte, now 
 		s.hdr.Timestamp = s.clockTS(now)
 		s.hdr.Marker = true
 		s.resync = false
-		s.inSSRC = 0
 	} else {
 		s.hdr.Timestamp += frameSamples
 		s.hdr.Marker = false
 	}
+	s.forwarding = false
 	s.write(to, pt, payload, now)
+	s.sent.forget(s.hdr.SequenceNumber)
 }
 
 // sendForwarded sends a packet from another RTP stream under our own SSRC,
-// keeping its relative timing.
+// keeping its relative timing. Only a new source, a new SSRC or a timestamp
+// jump of more than 10 s either way re-bases; a reordered packet keeps its
+// relative timestamp and its own marker bit. A packet forwarded before (the
+// source retransmitting it after a NACK, or a duplicate) goes out again
+// under the sequence number it had, so the receiver can use it.
 func (s *sender) sendForwarded(to netip.AddrPort, in *rtp.Header, pt uint8, payload []byte, now time.Time) {
-	if s.resync || !s.started || in.SSRC != s.inSSRC || in.Timestamp-s.lastTSIn > 10*s.rate {
+	cont := s.forwarding && !s.resync && s.started && in.SSRC == s.inSSRC
+	if cont && int16(in.SequenceNumber-s.lastSeqIn) <= 0 {
+		if seq, ok := s.sent.written(in.SSRC, in.SequenceNumber, s.hdr.SequenceNumber, s.lastSeqIn); ok {
+			s.resend(to, seq, in, pt, payload)
+			return
+		}
+	}
+	limit := int64(10 * s.rate)
+	if d := int64(int32(in.Timestamp - s.lastTSIn)); !cont || d > limit || d < -limit {
 		base := s.clockTS(now)
 		s.tsOffset = base - in.Timestamp
 		s.inSSRC = in.SSRC
+		s.lastTSIn, s.lastSeqIn = in.Timestamp, in.SequenceNumber
 		s.hdr.Marker = true
 		s.resync = false
+		s.forwarding = true
 	} else {
 		s.hdr.Marker = in.Marker
+		if d > 0 {
+			s.lastTSIn = in.Timestamp
+		}
+		if int16(in.SequenceNumber-s.lastSeqIn) > 0 {
+			s.lastSeqIn = in.SequenceNumber
+		}
 	}
-	s.lastTSIn = in.Timestamp
 	s.hdr.Timestamp = in.Timestamp + s.tsOffset
 	s.write(to, pt, payload, now)
+	s.sent.put(s.hdr.SequenceNumber, in.SequenceNumber, in.SSRC)
+}
+
+// resend writes a forwarded packet again under the sequence number it was
+// first sent with, leaving the stream's own numbering alone.
+func (s *sender) resend(to netip.AddrPort, seq uint16, in *rtp.Header, pt uint8, payload []byte) {
+	h := s.hdr
+	h.SequenceNumber, h.Timestamp, h.Marker, h.PayloadType = seq, in.Timestamp+s.tsOffset, in.Marker, pt
+	n, err := h.MarshalTo(s.buf[:])
+	if err != nil || n+len(payload) > len(s.buf) {
+		return
+	}
+	n += copy(s.buf[n:], payload)
+	if _, err := s.conn.WriteToUDPAddrPort(s.buf[:n], to); err == nil {
+		s.packets++
+		s.bytes += uint64(len(payload))
+	}
 }
 
 // sendEvent sends a telephone-event packet with its event's own timestamp.
 func (s *sender) sendEvent(to netip.AddrPort, pt uint8, payload []byte, ts uint32, marker bool, now time.Time) {
 	s.hdr.Timestamp = ts
 	s.hdr.Marker = marker
+	s.forwarding = false
 	s.write(to, pt, payload, now)
+	s.sent.forget(s.hdr.SequenceNumber)
 }
 
 func (s *sender) write(to netip.AddrPort, pt uint8, payload []byte, now time.Time) {
@@ -120,4 +166,64 @@ func (s *sender) write(to netip.AddrPort, pt uint8, payload []byte, now time.Tim
 		s.packets++
 		s.bytes += uint64(len(payload))
 	}
+}
+
+// seqRingSize is how many forwarded packets feedback can name: over a
+// second of video at a few Mbit/s, while NACKs come within a round trip.
+const seqRingSize = 1024
+
+// seqRing remembers, for the last seqRingSize sequence numbers a sender
+// wrote, the packet each carried: its SSRC and sequence number as received.
+// Fixed size, indexed by the sequence number written: nothing is allocated
+// per packet.
+type seqRing [seqRingSize]seqEntry
+
+type seqEntry struct {
+	out, in uint16
+	ssrc    uint32
+	valid   bool
+}
+
+func (r *seqRing) put(out, in uint16, ssrc uint32) {
+	if r != nil {
+		r[out%seqRingSize] = seqEntry{out: out, in: in, ssrc: ssrc, valid: true}
+	}
+}
+
+// forget marks a sequence number as carrying no forwarded packet.
+func (r *seqRing) forget(out uint16) {
+	if r != nil {
+		r[out%seqRingSize].valid = false
+	}
+}
+
+// forwarded returns what the packet written as out was.
+func (r *seqRing) forwarded(out uint16) (in uint16, ssrc uint32, ok bool) {
+	if r == nil {
+		return 0, 0, false
+	}
+	e := &r[out%seqRingSize]
+	if !e.valid || e.out != out {
+		return 0, 0, false
+	}
+	return e.in, e.ssrc, true
+}
+
+// written finds the sequence number a received packet was sent under.
+// lastOut and lastIn are the newest pair: where numbering ran in step, the
+// packet sits as far behind the one as behind the other.
+func (r *seqRing) written(ssrc uint32, in, lastOut, lastIn uint16) (uint16, bool) {
+	if r == nil {
+		return 0, false
+	}
+	guess := lastOut - (lastIn - in)
+	if e := &r[guess%seqRingSize]; e.valid && e.out == guess && e.in == in && e.ssrc == ssrc {
+		return guess, true
+	}
+	for i := range r {
+		if e := &r[i]; e.valid && e.in == in && e.ssrc == ssrc {
+			return e.out, true
+		}
+	}
+	return 0, false
 }

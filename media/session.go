@@ -67,6 +67,17 @@ func (l *LocalSession) Stream(kind string) (*LocalStream, int) {
 	return nil, -1
 }
 
+// Active returns the first slot of a kind that is on (port != 0) and its
+// index, or -1.
+func (l *LocalSession) Active(kind string) (*LocalStream, int) {
+	for i := range l.Streams {
+		if l.Streams[i].Kind == kind && l.Streams[i].Port != 0 {
+			return &l.Streams[i], i
+		}
+	}
+	return nil, -1
+}
+
 // Marshal renders the SDP to send, bumping the version when it differs from
 // the previous one sent.
 func (l *LocalSession) Marshal() []byte {
@@ -250,29 +261,27 @@ type AnswerPlan struct {
 }
 
 // Answer builds the m-lines of an answer to offer, slot for slot (RFC 3264
-// §6): the first audio stream with a codec in common and the first video
-// stream uad can relay are accepted, every other stream is declined with
-// port 0, keeping a format so the m-line stays valid.
+// §6): the first usable audio stream (RemoteSession.Usable) and the first
+// usable video stream are accepted, every other stream is declined with
+// port 0, keeping a format so the m-line stays valid. A stream in a
+// transport profile uad does not honour (SRTP, DTLS, TCP) is declined with
+// its proto and formats as offered and no attributes.
 func Answer(offer *RemoteSession, plan AnswerPlan) []LocalStream {
 	streams := make([]LocalStream, len(offer.Streams))
-	audioTaken, videoTaken := false, false
+	_, audio := offer.Usable("audio", plan.Laws)
+	_, video := offer.Usable("video", plan.Laws)
 	for i, rs := range offer.Streams {
 		ls := LocalStream{Kind: rs.Kind, Proto: rs.Proto, RawFmts: rs.RawFmts}
 		switch {
-		case rs.Kind == "audio" && !audioTaken && !rs.Disabled() && plan.AudioPort != 0:
-			if fs := AnswerAudio(rs.Formats, plan.Laws); fs != nil {
-				audioTaken = true
-				ls.Port, ls.Formats = plan.AudioPort, fs
-				ls.Direction = Intersect(rs.EffectiveDirection(), plan.AudioSend, plan.AudioRecv)
-			}
-		case rs.Kind == "video" && !videoTaken:
-			videoTaken = true
-			if fs := AnswerVideo(rs.Formats); plan.VideoPort != 0 && !rs.Disabled() && fs != nil {
-				ls.Port, ls.Formats = plan.VideoPort, fs
-				ls.Direction = Intersect(rs.EffectiveDirection(), true, true)
-			} else if len(rs.Formats) > 0 {
-				ls.Formats, ls.RawFmts = rs.Formats[:1], nil
-			}
+		case !HonouredProfile(rs.Proto):
+		case i == audio && plan.AudioPort != 0:
+			ls.Port, ls.Formats = plan.AudioPort, AnswerAudio(rs.Formats, plan.Laws)
+			ls.Direction = Intersect(rs.EffectiveDirection(), plan.AudioSend, plan.AudioRecv)
+		case i == video && plan.VideoPort != 0:
+			ls.Port, ls.Formats = plan.VideoPort, AnswerVideo(rs.Formats)
+			ls.Direction = Intersect(rs.EffectiveDirection(), true, true)
+		case rs.Kind == "video" && len(rs.Formats) > 0:
+			ls.Formats, ls.RawFmts = rs.Formats[:1], nil
 		}
 		streams[i] = ls
 	}

@@ -17,7 +17,7 @@ type recvStats struct {
 	// What the last RTCP report covered, for its fraction lost.
 	lastExpected int64
 	lastReceived uint64
-	transit      int64
+	transit      uint32  // arrival - timestamp, modulo 2^32 (RFC 3550 A.8)
 	jitter       float64 // in timestamp units
 	epoch        time.Time
 }
@@ -33,7 +33,7 @@ func (r *recvStats) update(ssrc uint32, seq uint16, ts uint32, now time.Time) {
 		}
 		*r = recvStats{rate: r.rate, started: true, ssrc: ssrc, baseSeq: uint32(seq), maxSeq: seq, lostPrev: r.lostPrev, epoch: now}
 		r.received = 1
-		r.transit = int64(r.arrival(now)) - int64(ts)
+		r.transit = r.arrival(now) - ts
 		return
 	}
 	delta := seq - r.maxSeq
@@ -49,8 +49,10 @@ func (r *recvStats) update(ssrc uint32, seq uint16, ts uint32, now time.Time) {
 		r.baseSeq, r.maxSeq, r.cycles, r.received = uint32(seq), seq, 0, 0
 	}
 	r.received++
-	transit := int64(r.arrival(now)) - int64(ts)
-	d := transit - r.transit
+	// Timestamps and arrival times wrap: differences are taken modulo 2^32
+	// and read as signed, so a stream crossing 2^32 has no jump.
+	transit := r.arrival(now) - ts
+	d := int64(int32(transit - r.transit))
 	r.transit = transit
 	if d < 0 {
 		d = -d

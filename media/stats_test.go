@@ -45,3 +45,21 @@ func TestRecvStatsAllocatesNothing(t *testing.T) {
 		t.Errorf("update allocates %.1f", a)
 	}
 }
+
+// A steady 20 ms stream whose timestamps cross 2^32 has no jitter: RFC 3550
+// A.8 computes transit and its differences modulo 2^32.
+func TestRecvStatsJitterAcrossTimestampWrap(t *testing.T) {
+	for _, rate := range []uint32{8000, 90000} {
+		r := recvStats{rate: rate}
+		step := rate / 50 // 20 ms
+		start := time.Now()
+		ts := uint32(1<<32 - 10*uint64(step))
+		for i := 0; i < 40; i++ {
+			r.update(5, uint16(i), ts, start.Add(time.Duration(i)*20*time.Millisecond))
+			ts += step
+		}
+		if d := r.jitterDuration(); d >= time.Millisecond {
+			t.Errorf("rate %d: jitter = %v across the timestamp wrap, want below 1ms", rate, d)
+		}
+	}
+}

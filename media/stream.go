@@ -2,8 +2,10 @@ package media
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -141,6 +143,13 @@ type Stream struct {
 	closed          atomic.Bool
 	bleed           atomic.Uint64 // RTP dropped for coming from elsewhere
 	done            sync.WaitGroup
+
+	// A panic in one of the stream's goroutines stops that goroutine and is
+	// reported once to onFault (the mutex guards these).
+	faulted     bool
+	faultReason string
+	faultTold   bool
+	onFault     func(reason string)
 }
 
 // LocalAddr is where the peer sends RTP.
@@ -188,9 +197,10 @@ func (s *Stream) Configure(cfg StreamConfig) {
 }
 
 // updateSchedule puts the stream on the 20 ms scheduler while it
-// generates packets (tones, silence, DTMF), and takes it off after.
+// generates packets (tones, silence, DTMF), and takes it off after. A
+// stream whose tick panicked stays off.
 func (s *Stream) updateSchedule() {
-	want := s.src == srcTone || s.src == srcHoldTone || s.src == srcSilence || s.dtmf.busy()
+	want := (s.src == srcTone || s.src == srcHoldTone || s.src == srcSilence || s.dtmf.busy()) && !s.faulted
 	if want != s.scheduled {
 		s.scheduled = want
 		if want {
@@ -226,6 +236,7 @@ func (s *Stream) Stats() Stats {
 func (s *Stream) tick(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	runTestHook(s, "tick")
 	if s.tickDTMF(now) {
 		return
 	}
@@ -254,6 +265,7 @@ func (s *Stream) tick(now time.Time) {
 // endpoint, or dropped, as the configuration says.
 func (s *Stream) readPeer() {
 	defer s.done.Done()
+	defer s.recoverFault("rtp receive")
 	var buf [maxPacket]byte
 	var hdr rtp.Header
 	var conv [maxPacket]byte
@@ -270,46 +282,8 @@ func (s *Stream) readPeer() {
 			continue
 		}
 		now := time.Now()
-		s.lastRecv.Store(now.UnixNano())
-		s.peerSSRC.Store(hdr.SSRC)
-		s.pktsIn.Add(1)
-		payload := buf[hl:n]
-		if hdr.Padding && len(payload) > 0 {
-			pad := int(payload[len(payload)-1])
-			if pad > len(payload) {
-				continue
-			}
-			payload = payload[:len(payload)-pad]
-		}
-		s.bytesIn.Add(uint64(len(payload)))
-
-		s.mu.Lock()
-		if !s.admit(from) {
-			s.mu.Unlock()
-			s.bleed.Add(1)
-			continue
-		}
-		s.recv.update(hdr.SSRC, hdr.SequenceNumber, hdr.Timestamp, now)
-		var digit string
-		if !s.video && s.isDTMF(hdr.PayloadType) {
-			if d, ok := s.receivedDTMF(hdr.Timestamp, payload); ok && s.onDTMF != nil && s.cfg.Accept {
-				digit = d
-			}
-		}
-		if s.cfg.Accept && !s.dtmf.busy() {
-			switch s.src {
-			case srcEcho:
-				s.forward(s.toPeer, s.cfg.remote(s.video), &hdr, payload, conv[:], now)
-			}
-		}
-		if s.cfg.Accept && s.cfg.Mode == ModeRelay && s.toRelay != nil && s.cfg.Relay.IsValid() {
-			s.forward(s.toRelay, s.cfg.Relay, &hdr, payload, conv[:], now)
-		}
-		onDTMF, partner := s.onDTMF, s.partner
-		law, isLaw := s.cfg.Params.RecvLaw(hdr.PayloadType)
-		toPartner := s.cfg.Accept && partner != nil && (isLaw || s.isDTMF(hdr.PayloadType))
-		s.mu.Unlock()
-		if toPartner {
+		partner, law, isLaw, payload, digit, onDTMF := s.peerPacket(from, &hdr, buf[hl:n], conv[:], now)
+		if partner != nil {
 			partner.fromPartner(&hdr, payload, law, isLaw, conv[:], now)
 		}
 		if digit != "" {
@@ -318,9 +292,54 @@ func (s *Stream) readPeer() {
 	}
 }
 
+// peerPacket handles one RTP packet under the stream's mutex. It returns the
+// bridge partner to pass the packet to (nil: none) and a digit to report,
+// which the caller does once the mutex is released.
+func (s *Stream) peerPacket(from netip.AddrPort, hdr *rtp.Header, payload, conv []byte, now time.Time) (partner *Stream, law Law, isLaw bool, _ []byte, digit string, onDTMF func(string)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	runTestHook(s, "rtp")
+	if !s.admit(from) {
+		s.bleed.Add(1)
+		s.eng.stray.Add(1)
+		return
+	}
+	if hdr.Padding && len(payload) > 0 {
+		pad := int(payload[len(payload)-1])
+		if pad > len(payload) {
+			return
+		}
+		payload = payload[:len(payload)-pad]
+	}
+	// Counted only once admitted: a stranger must neither keep the call
+	// alive (media.rtp_timeout) nor be the SSRC feedback is about.
+	s.lastRecv.Store(now.UnixNano())
+	s.peerSSRC.Store(hdr.SSRC)
+	s.pktsIn.Add(1)
+	s.bytesIn.Add(uint64(len(payload)))
+	s.recv.update(hdr.SSRC, hdr.SequenceNumber, hdr.Timestamp, now)
+	if !s.video && s.isDTMF(hdr.PayloadType) {
+		if d, ok := s.receivedDTMF(hdr.Timestamp, payload); ok && s.onDTMF != nil && s.cfg.Accept {
+			digit, onDTMF = d, s.onDTMF
+		}
+	}
+	if s.cfg.Accept && !s.dtmf.busy() && s.src == srcEcho {
+		s.forward(s.toPeer, s.cfg.remote(s.video), hdr, payload, conv, now)
+	}
+	if s.cfg.Accept && s.cfg.Mode == ModeRelay && s.toRelay != nil && s.cfg.Relay.IsValid() {
+		s.forward(s.toRelay, s.cfg.Relay, hdr, payload, conv, now)
+	}
+	law, isLaw = s.cfg.Params.RecvLaw(hdr.PayloadType)
+	if s.cfg.Accept && s.partner != nil && (isLaw || s.isDTMF(hdr.PayloadType)) {
+		partner = s.partner
+	}
+	return partner, law, isLaw, payload, digit, onDTMF
+}
+
 // readRelay receives the local endpoint's RTP and relays it to the peer.
 func (s *Stream) readRelay() {
 	defer s.done.Done()
+	defer s.recoverFault("relay rtp receive")
 	var buf [maxPacket]byte
 	var hdr rtp.Header
 	var conv [maxPacket]byte
@@ -336,11 +355,52 @@ func (s *Stream) readRelay() {
 		if err != nil || hdr.Version != 2 {
 			continue
 		}
-		s.mu.Lock()
-		if s.src == srcRelay && !s.dtmf.busy() {
-			s.forward(s.toPeer, s.cfg.remote(s.video), &hdr, buf[hl:n], conv[:], time.Now())
+		s.relayPacket(&hdr, buf[hl:n], conv[:])
+	}
+}
+
+func (s *Stream) relayPacket(hdr *rtp.Header, payload, conv []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	runTestHook(s, "relay rtp")
+	if s.src == srcRelay && !s.dtmf.busy() {
+		s.forward(s.toPeer, s.cfg.remote(s.video), hdr, payload, conv, time.Now())
+	}
+}
+
+// readPeerRTCP receives the peer's RTCP. Its reports are not used; its
+// feedback about the stream uad sends goes to that stream's source.
+func (s *Stream) readPeerRTCP() {
+	defer s.done.Done()
+	defer s.recoverFault("rtcp receive")
+	var buf, out [maxPacket]byte
+	for {
+		n, from, err := s.rtcp.ReadFromUDPAddrPort(buf[:])
+		if err != nil {
+			if s.closed.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
 		}
-		s.mu.Unlock()
+		s.peerRTCP(buf[:n], from, out[:])
+	}
+}
+
+// readRelayRTCP receives the relay endpoint's RTCP: its feedback about the
+// stream uad relays to it goes to the peer.
+func (s *Stream) readRelayRTCP() {
+	defer s.done.Done()
+	defer s.recoverFault("relay rtcp receive")
+	var buf, out [maxPacket]byte
+	for {
+		n, from, err := s.relayRTCP.ReadFromUDPAddrPort(buf[:])
+		if err != nil {
+			if s.closed.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		s.relayRTCPPacket(buf[:n], from, out[:])
 	}
 }
 
@@ -472,5 +532,55 @@ func (s *Stream) Close() {
 	s.eng.ports.put(s.port)
 	if s.relayRTP != nil {
 		s.eng.ports.put(s.relayPort)
+	}
+}
+
+// OnFault sets the function told, once, that the stream failed: a panic
+// stopped one of its goroutines, so it no longer carries media and the call
+// should end. It runs on a goroutine of its own and may Close the stream.
+func (s *Stream) OnFault(f func(reason string)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onFault = f
+	s.tellFault()
+}
+
+// tellFault reports a fault to onFault once (the mutex is held).
+func (s *Stream) tellFault() {
+	if s.faulted && !s.faultTold && s.onFault != nil {
+		s.faultTold = true
+		go s.onFault(s.faultReason)
+	}
+}
+
+// recoverFault, deferred at the top of a stream goroutine, turns a panic
+// into the end of that goroutine: logged with its stack and reported.
+func (s *Stream) recoverFault(where string) {
+	if r := recover(); r != nil {
+		s.fault(where, r)
+	}
+}
+
+func (s *Stream) fault(where string, r any) {
+	s.eng.log.Error().Str("stack", string(debug.Stack())).Str("goroutine", where).
+		Str("local", s.local.String()).Msgf("media: panic: %v; the stream stops", r)
+	// The goroutines release the mutex with defer, so it is free here.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.faulted {
+		s.faulted = true
+		s.faultReason = fmt.Sprintf("media %s: panic: %v", where, r)
+	}
+	s.tellFault()
+}
+
+// testHook, set only by tests, runs where a stream goroutine handles a
+// packet or a tick, with the stream's mutex held: tests inject panics with
+// it, and learn that a packet was handled.
+var testHook atomic.Pointer[func(s *Stream, where string)]
+
+func runTestHook(s *Stream, where string) {
+	if f := testHook.Load(); f != nil {
+		(*f)(s, where)
 	}
 }

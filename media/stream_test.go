@@ -3,6 +3,7 @@ package media
 import (
 	"net"
 	"net/netip"
+	"regexp"
 	"testing"
 	"time"
 
@@ -207,6 +208,13 @@ func TestStreamSenderReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(pkts) != 2 {
+		t.Fatalf("report has %d packets, want SR and SDES", len(pkts))
+	}
+	checkCompoundHead(t, pkts, e.cname)
+	if !regexp.MustCompile(`^uad-[0-9a-f]{16}$`).MatchString(e.cname) {
+		t.Errorf("CNAME %q, want uad-<16 hex>", e.cname)
+	}
 	sr, ok := pkts[0].(*rtcp.SenderReport)
 	if !ok || sr.PacketCount != 9 || len(sr.Reports) != 1 || sr.Reports[0].SSRC != 77 || sr.Reports[0].TotalLost != 1 || sr.Reports[0].LastSequenceNumber != 9 {
 		t.Fatalf("report = %+v", pkts[0])
@@ -250,5 +258,134 @@ func TestStreamRTPBleedAndLatching(t *testing.T) {
 			t.Errorf("latching=%v: received %d, dropped %d; want the stranger's one packet dropped", latching, st.PacketsReceived, s.bleed.Load())
 		}
 		s.Close()
+	}
+}
+
+// Only the peer's RTP counts: packets from another address are dropped
+// before they touch the stream's counters, its last-received time (which
+// media.rtp_timeout reads) or the SSRC feedback is about, and the engine
+// keeps counting them after the stream is closed.
+func TestStreamStrayRTPNotCounted(t *testing.T) {
+	e := newTestEngine(t, 32100, 32109)
+	s, err := e.NewStream(false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, stranger := peerSocket(t), peerSocket(t)
+	s.Configure(StreamConfig{Mode: ModeEcho, Params: pcmuParams(peer.LocalAddr().(*net.UDPAddr).AddrPort()), Send: true, Accept: true})
+	to := net.UDPAddrFromAddrPort(s.LocalAddr())
+	pkt := func(ssrc uint32, seq uint16, size int) []byte {
+		b, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: seq, Timestamp: uint32(seq) * 160, SSRC: ssrc}, Payload: make([]byte, size)}).Marshal()
+		return b
+	}
+	// Only a stranger sends, then the peer: the peer's echo proves the
+	// stranger's packets, queued before it, were read.
+	for i := 0; i < 3; i++ {
+		stranger.WriteToUDP(pkt(0xbad, uint16(i), 80), to)
+	}
+	peer.WriteToUDP(pkt(0x600d, 1, 160), to)
+	readRTP(t, peer)
+	st := s.Stats()
+	if st.PacketsReceived != 1 || st.BytesReceived != 160 {
+		t.Errorf("received %d packets, %d bytes; want only the peer's 1 packet of 160 bytes", st.PacketsReceived, st.BytesReceived)
+	}
+	if got := s.peerSSRC.Load(); got != 0x600d {
+		t.Errorf("peer SSRC = %#x, want the peer's 0x600d", got)
+	}
+	if got := e.StrayPackets(); got != 3 {
+		t.Errorf("StrayPackets = %d, want 3", got)
+	}
+
+	// A stranger's packet after the peer's changes nothing of the peer's.
+	handled := make(chan *Stream, 4)
+	hook := func(s *Stream, at string) {
+		if at == "rtp" {
+			select {
+			case handled <- s:
+			default:
+			}
+		}
+	}
+	testHook.Store(&hook)
+	defer testHook.Store(nil)
+	waitHandled := func(want *Stream) {
+		t.Helper()
+		select {
+		case got := <-handled:
+			if got != want {
+				t.Fatalf("a packet was handled by another stream")
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatal("the packet was not read")
+		}
+	}
+	last := s.Stats().LastReceived
+	stranger.WriteToUDP(pkt(0xbad, 3, 80), to)
+	waitHandled(s)
+	// Stats waits for the mutex the hook ran under: the packet is done.
+	if st := s.Stats(); st.PacketsReceived != 1 || !st.LastReceived.Equal(last) || s.peerSSRC.Load() != 0x600d {
+		t.Errorf("after a stranger's packet: received %d, last %v (was %v), peer SSRC %#x", st.PacketsReceived, st.LastReceived, last, s.peerSSRC.Load())
+	}
+
+	// A stream with no peer address yet: a stranger must not make it look
+	// alive (media.rtp_timeout reads LastReceived).
+	quiet, err := e.NewStream(false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet.Configure(StreamConfig{Mode: ModeEcho, Params: pcmuParams(netip.MustParseAddrPort("127.0.0.1:9")), Send: true, Accept: true})
+	stranger.WriteToUDP(pkt(0xbad, 9, 80), net.UDPAddrFromAddrPort(quiet.LocalAddr()))
+	waitHandled(quiet)
+	if st := quiet.Stats(); st.PacketsReceived != 0 || st.BytesReceived != 0 || !st.LastReceived.IsZero() || quiet.peerSSRC.Load() != 0 {
+		t.Errorf("a stranger's packet counted as the peer's: %+v", st)
+	}
+	s.Close()
+	quiet.Close()
+	if got := e.StrayPackets(); got != 5 {
+		t.Errorf("StrayPackets = %d after the streams closed, want 5", got)
+	}
+}
+
+// Jitter over a real socket stays small for a steady stream whose RTP
+// timestamps cross 2^32, and so does the value reported in RTCP.
+func TestStreamJitterAcrossTimestampWrap(t *testing.T) {
+	e := newTestEngine(t, 32200, 32209)
+	s, err := e.NewStream(false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	peer := peerSocket(t)
+	s.Configure(StreamConfig{Mode: ModeEcho, Params: pcmuParams(peer.LocalAddr().(*net.UDPAddr).AddrPort()), Send: true, Accept: true})
+	to := net.UDPAddrFromAddrPort(s.LocalAddr())
+	base := uint32(1<<32 - 5*160)
+	start := time.Now()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for i := 0; i < 12; i++ {
+		if i > 0 {
+			<-tick.C // pacing, not synchronisation
+		}
+		// The timestamp follows the send time, so scheduling delays of the
+		// test do not read as jitter; only the wrap could.
+		ts := base + uint32(time.Since(start)*8000/time.Second)
+		b, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: uint16(i), Timestamp: ts, SSRC: 3}, Payload: make([]byte, 160)}).Marshal()
+		peer.WriteToUDP(b, to)
+		readRTP(t, peer)
+	}
+	if ts := base + uint32(time.Since(start)*8000/time.Second); ts > base {
+		t.Fatalf("the stream did not cross the wrap: %d", ts)
+	}
+	if j := s.Stats().Jitter; j >= time.Millisecond {
+		t.Errorf("jitter = %v, want below 1ms", j)
+	}
+	b, _ := s.report(time.Now())
+	pkts, err := rtcp.Unmarshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sr := pkts[0].(*rtcp.SenderReport)
+	if len(sr.Reports) != 1 || sr.Reports[0].Jitter >= 8 {
+		t.Errorf("RTCP jitter = %+v, want below 8 (1 ms at 8 kHz)", sr.Reports)
 	}
 }

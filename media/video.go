@@ -3,9 +3,8 @@ package media
 import (
 	"errors"
 	"net/netip"
+	"strconv"
 	"strings"
-
-	"github.com/pion/rtcp"
 )
 
 // Video payload types uad offers. Video is relayed, never decoded.
@@ -50,25 +49,43 @@ func fmtpParam(fmtp, name string) string {
 	return ""
 }
 
-// sameCodec compares two formats as RFC 6184 says for H.264: the profile
-// and level (profile-level-id, hexadecimal, so case does not matter) and the
-// packetization mode must agree; other codecs match by name and rate.
+// sameCodec compares two formats as RFC 6184 §8.2.2 says for H.264:
+// profile_idc and profile-iop must agree, the level may differ (each side
+// sends within the level the other declared), and so must the
+// packetization mode; other codecs match by name and rate.
 func sameCodec(a, b Format) bool {
 	if !strings.EqualFold(a.Name, b.Name) || a.Rate != b.Rate {
 		return false
 	}
 	if strings.EqualFold(a.Name, "H264") {
-		pa, pb := fmtpParam(a.Fmtp, "profile-level-id"), fmtpParam(b.Fmtp, "profile-level-id")
-		ma, mb := fmtpParam(a.Fmtp, "packetization-mode"), fmtpParam(b.Fmtp, "packetization-mode")
-		if ma == "" {
-			ma = "0"
-		}
-		if mb == "" {
-			mb = "0"
-		}
-		return strings.EqualFold(pa, pb) && ma == mb
+		pa, okA := h264Profile(a.Fmtp)
+		pb, okB := h264Profile(b.Fmtp)
+		return okA && okB && pa == pb && h264Mode(a.Fmtp) == h264Mode(b.Fmtp)
 	}
 	return true
+}
+
+// h264Profile returns profile_idc and profile-iop, the first two bytes of
+// profile-level-id; without one it is Baseline level 1, 42000a (RFC 6184
+// §8.1). A value that is not three bytes of hex is not understood.
+func h264Profile(fmtp string) (uint16, bool) {
+	v := fmtpParam(fmtp, "profile-level-id")
+	if v == "" {
+		v = "42000a"
+	}
+	n, err := strconv.ParseUint(v, 16, 32)
+	if len(v) != 6 || err != nil {
+		return 0, false
+	}
+	return uint16(n >> 8), true
+}
+
+// h264Mode is the packetization mode; absent means 0 (RFC 6184 §8.1).
+func h264Mode(fmtp string) string {
+	if m := fmtpParam(fmtp, "packetization-mode"); m != "" {
+		return m
+	}
+	return "0"
 }
 
 // VideoParams is what the engine needs to relay one video stream.
@@ -129,11 +146,9 @@ func (s *Stream) RequestKeyFrame() error {
 	if !remote.IsValid() {
 		return nil
 	}
-	pli := rtcp.PictureLossIndication{SenderSSRC: sender, MediaSSRC: s.peerSSRC.Load()}
-	b, err := pli.Marshal()
-	if err != nil {
-		return err
-	}
-	_, err = s.rtcp.WriteToUDPAddrPort(b, netip.AddrPortFrom(remote.Addr(), remote.Port()+1))
+	var buf [64]byte
+	n := putHead(buf[:], sender, s.eng.cname)
+	n = putFBHead(buf[:], n, rtcpPSFB, fmtPLI, 12, sender, s.peerSSRC.Load())
+	_, err := s.rtcp.WriteToUDPAddrPort(buf[:n], rtcpAddr(remote))
 	return err
 }

@@ -104,15 +104,72 @@ func TestRequestKeyFrameSendsPLI(t *testing.T) {
 		t.Fatalf("no RTCP: %v", err)
 	}
 	pkts, err := rtcp.Unmarshal(buf[:n])
-	if err != nil || len(pkts) != 1 {
-		t.Fatalf("rtcp %v %v", pkts, err)
+	if err != nil || len(pkts) != 3 {
+		t.Fatalf("rtcp %v %v, want RR, SDES, PLI", pkts, err)
 	}
-	if _, ok := pkts[0].(*rtcp.PictureLossIndication); !ok {
-		t.Errorf("got %T, want a PLI", pkts[0])
+	checkCompoundHead(t, pkts, e.cname)
+	if _, ok := pkts[2].(*rtcp.PictureLossIndication); !ok {
+		t.Errorf("got %T, want a PLI", pkts[2])
+	}
+}
+
+// checkCompoundHead checks what RFC 3550 §6.1 asks of every compound
+// packet: SR or RR first, then SDES with the CNAME of the report's sender.
+func checkCompoundHead(t *testing.T, pkts []rtcp.Packet, cname string) {
+	t.Helper()
+	var ssrc uint32
+	switch p := pkts[0].(type) {
+	case *rtcp.SenderReport:
+		ssrc = p.SSRC
+	case *rtcp.ReceiverReport:
+		ssrc = p.SSRC
+	default:
+		t.Fatalf("compound starts with %T, want SR or RR", pkts[0])
+	}
+	sdes, ok := pkts[1].(*rtcp.SourceDescription)
+	if !ok || len(sdes.Chunks) != 1 || sdes.Chunks[0].Source != ssrc || len(sdes.Chunks[0].Items) == 0 ||
+		sdes.Chunks[0].Items[0].Type != rtcp.SDESCNAME || sdes.Chunks[0].Items[0].Text != cname {
+		t.Fatalf("second packet %v, want SDES CNAME %q of SSRC %x", pkts[1], cname, ssrc)
 	}
 }
 
 // netipPortMinus1 is the RTP address whose RTCP port (RTP+1) is a.
 func netipPortMinus1(a netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(a.Addr(), a.Port()-1)
+}
+
+// RFC 6184 §8.2.2: profile_idc and profile-iop must match, the level may
+// differ; no profile-level-id means Baseline level 1 (§8.1); the
+// packetization mode must agree (absent = 0).
+func TestSameCodecH264Levels(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want bool
+	}{
+		{"profile-level-id=42e01f;packetization-mode=1", "packetization-mode=1;profile-level-id=42E01F", true},
+		{"profile-level-id=42e01f;packetization-mode=1", "profile-level-id=42e028;packetization-mode=1", true},  // level 4.0 answer
+		{"profile-level-id=42e01f;packetization-mode=1", "profile-level-id=42E00B;packetization-mode=1", true},  // level 1.1
+		{"profile-level-id=42e01f;packetization-mode=1", "profile-level-id=42c01f;packetization-mode=1", false}, // another profile-iop
+		{"profile-level-id=42e01f;packetization-mode=1", "profile-level-id=4de01f;packetization-mode=1", false}, // Main
+		{"profile-level-id=42e01f;packetization-mode=1", "profile-level-id=640028;packetization-mode=1", false}, // High
+		{"profile-level-id=42e01f;packetization-mode=1", "profile-level-id=42e01f", false},                      // mode 0
+		{"profile-level-id=42e01f;packetization-mode=0", "profile-level-id=42e01f", true},
+		{"packetization-mode=1", "profile-level-id=42000a;packetization-mode=1", true}, // absent: 42 00, level 1
+		{"packetization-mode=1", "profile-level-id=42001f;packetization-mode=1", true},
+		{"packetization-mode=1", "profile-level-id=42e01f;packetization-mode=1", false},
+		{"", "", true},
+		{"", "profile-level-id=640c1f", false},
+		{"profile-level-id=zz", "profile-level-id=42e01f", false},
+		{"profile-level-id=42e0", "profile-level-id=42e01f", false},
+	}
+	for _, tt := range tests {
+		a := Format{Name: "H264", Rate: 90000, Fmtp: tt.a}
+		b := Format{Name: "H264", Rate: 90000, Fmtp: tt.b}
+		if got := sameCodec(a, b); got != tt.want {
+			t.Errorf("sameCodec(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+		if got := sameCodec(b, a); got != tt.want {
+			t.Errorf("sameCodec(%q, %q) = %v, want %v", tt.b, tt.a, got, tt.want)
+		}
+	}
 }
