@@ -133,7 +133,11 @@ func FuzzRTPHeader(f *testing.F) {
 		if p.Unmarshal(pkt) == nil {
 			r.forwardAll(&p.Header, p.Payload) // the payload without its padding
 		}
-		r.viaSocket(t, pkt)
+		// A datagram past maxPacket+1 bytes reads as one of maxPacket+1:
+		// its socket round trip teaches nothing new and costs the most.
+		if len(pkt) <= maxPacket+1 {
+			r.viaSocket(t, pkt)
+		}
 	})
 }
 
