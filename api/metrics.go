@@ -29,6 +29,9 @@ type MetricsConfig struct {
 	SIPRefused func() sip.GuardCounts
 	// Registration accounts; nil when there are none.
 	Accounts func() []Account
+	// RTP packets the media engine dropped for coming from an address other
+	// than the peer's, since it started; nil when there is no engine.
+	RTPStray func() uint64
 }
 
 // Metrics exposes uad's Prometheus metrics, all named uad_…: counters of
@@ -48,6 +51,7 @@ type Metrics struct {
 	requests     *prometheus.CounterVec
 	reinvites    *prometheus.HistogramVec
 	glare        prometheus.Counter
+	panics       *prometheus.CounterVec
 
 	mu  sync.Mutex // serialises reading sub and counting what it read
 	sub *Subscription
@@ -84,10 +88,11 @@ func NewMetrics(bus *Bus, cfg MetricsConfig) *Metrics {
 			Help:    "Time from uad's re-INVITE to its final response, by operation (hold, unhold, video-add, video-remove, refresh).",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 32},
 		}, []string{"op"}),
-		glare: prometheus.NewCounter(prometheus.CounterOpts{Name: "uad_glare_retries_total", Help: "re-INVITEs retried after 491 Request Pending."}),
-		sub:   bus.Tail(),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
+		glare:  prometheus.NewCounter(prometheus.CounterOpts{Name: "uad_glare_retries_total", Help: "re-INVITEs retried after 491 Request Pending."}),
+		panics: counter("uad_panics_total", "Panics recovered, by where: call (the call ended), sip (the request got a 500), media (the stream's call ended).", "where"),
+		sub:    bus.Tail(),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
 	}
 	for _, dir := range []string{"inbound", "outbound"} {
 		for _, reason := range callEndReasons {
@@ -104,12 +109,18 @@ func NewMetrics(bus *Bus, cfg MetricsConfig) *Metrics {
 	info.WithLabelValues(cfg.Version, runtime.Version()).Set(1)
 
 	m.reg.MustRegister(m.calls, m.callStatus, m.holds, m.holdFailures, m.unholds, m.videoEvents,
-		m.events, m.requests, m.reinvites, m.glare, info, newCallCollector(cfg))
+		m.events, m.requests, m.reinvites, m.glare, m.panics, info, newCallCollector(cfg))
 	// The runtime's own metrics, prefixed too: every metric of uad is uad_….
 	prometheus.WrapRegistererWithPrefix("uad_", m.reg).MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	if stray := cfg.RTPStray; stray != nil {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "uad_rtp_stray_packets_total",
+			Help: "RTP packets dropped because they came from an address other than the peer's.",
+		}, func() float64 { return float64(stray()) }))
+	}
 	go m.follow()
 	return m
 }
@@ -121,6 +132,9 @@ func (m *Metrics) ReinviteDone(op string, _ int, latency time.Duration) {
 
 // GlareRetry counts a retry after 491 (dialog.Observer).
 func (m *Metrics) GlareRetry() { m.glare.Inc() }
+
+// Panic counts a panic recovered (dialog.Observer, sip.Config.Recovered).
+func (m *Metrics) Panic(where string) { m.panics.WithLabelValues(where).Inc() }
 
 // Close stops counting events.
 func (m *Metrics) Close() {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -241,5 +242,54 @@ func TestMetricsAPIRequests(t *testing.T) {
 		if got[k] != v {
 			t.Errorf("%s = %v, want %v", k, got[k], v)
 		}
+	}
+}
+
+// The media engine's count of stray RTP is read at scrape time, and left
+// out when there is no engine.
+func TestMetricsRTPStray(t *testing.T) {
+	var stray atomic.Uint64
+	stray.Store(7)
+	bus := NewBus(16)
+	m := NewMetrics(bus, MetricsConfig{Version: "1", RTPStray: stray.Load})
+	t.Cleanup(m.Close)
+	h := m.Serve(http.NotFoundHandler())
+	if got := scrape(t, h, nil)["uad_rtp_stray_packets_total"]; got != 7 {
+		t.Errorf("uad_rtp_stray_packets_total = %v, want 7", got)
+	}
+	stray.Add(2)
+	if got := scrape(t, h, nil)["uad_rtp_stray_packets_total"]; got != 9 {
+		t.Errorf("uad_rtp_stray_packets_total = %v after 2 more, want 9", got)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, MetricsPath, nil))
+	for _, line := range []string{
+		"# HELP uad_rtp_stray_packets_total RTP packets dropped because they came from an address other than the peer's.",
+		"# TYPE uad_rtp_stray_packets_total counter",
+	} {
+		if !strings.Contains(rec.Body.String(), line+"\n") {
+			t.Errorf("exposition lacks %q", line)
+		}
+	}
+
+	_, _, _, plain := newTestMetrics(t)
+	if got, ok := scrape(t, plain, nil)["uad_rtp_stray_packets_total"]; ok {
+		t.Errorf("uad_rtp_stray_packets_total = %v without an engine, want it absent", got)
+	}
+}
+
+func TestMetricsPanics(t *testing.T) {
+	m := NewMetrics(NewBus(16), MetricsConfig{Version: "1"})
+	t.Cleanup(m.Close)
+	h := m.Serve(http.NotFoundHandler())
+	m.Panic("call")
+	m.Panic("call")
+	m.Panic("sip")
+	s := scrape(t, h, nil)
+	if got := s[`uad_panics_total{where="call"}`]; got != 2 {
+		t.Errorf(`uad_panics_total{where="call"} = %v, want 2`, got)
+	}
+	if got := s[`uad_panics_total{where="sip"}`]; got != 1 {
+		t.Errorf(`uad_panics_total{where="sip"} = %v, want 1`, got)
 	}
 }

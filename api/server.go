@@ -324,7 +324,7 @@ func errorResponse(err error) (int, errorBody) {
 		return http.StatusConflict, body
 	case errors.Is(err, dialog.ErrNoAnswer), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout, body
-	case errors.Is(err, dialog.ErrNoMediaPorts), errors.Is(err, dialog.ErrShuttingDown):
+	case errors.Is(err, dialog.ErrNoMediaPorts), errors.Is(err, dialog.ErrShuttingDown), isError[*dialog.SendError](err):
 		return http.StatusServiceUnavailable, body
 	case errors.Is(err, dialog.ErrNotImplemented):
 		return http.StatusNotImplemented, body

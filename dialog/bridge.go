@@ -62,7 +62,7 @@ func (m *Manager) CreateBridge(ctx context.Context, ids []string) (BridgeInfo, e
 			return BridgeInfo{}, err
 		}
 	}
-	media.Bridge(legs[0].audio, legs[1].audio)
+	m.med.Bridge(legs[0].audio, legs[1].audio)
 	for _, c := range legs {
 		c.run(ctx, func() { c.applyMedia(); c.syncPartnerHold() })
 	}
@@ -129,7 +129,7 @@ func (c *Call) leaveBridge(id string) {
 	if c.bridge == nil || id != "" && c.bridge.id != id {
 		return
 	}
-	media.Unbridge(c.audio, c.bridge.partner.audio)
+	c.m.med.Unbridge(c.audio, c.bridge.partner.audio)
 	c.bridge = nil
 	c.partnerHeld = false
 	if !c.ended {
@@ -164,9 +164,9 @@ func (c *Call) bridgeLegEnded() {
 	c.m.bridgeMu.Lock()
 	delete(c.m.bridges, b.id)
 	c.m.bridgeMu.Unlock()
-	media.Unbridge(c.audio, b.partner.audio)
+	c.m.med.Unbridge(c.audio, b.partner.audio)
 	c.bridge = nil
-	hangup := c.m.config().BridgeLegEnd == BridgeEndHangup
+	hangup := c.cfg.BridgeLegEnd == BridgeEndHangup
 	partner := b.partner
 	partner.post(func() {
 		if partner.bridge == nil || partner.bridge.id != b.id {

@@ -3,28 +3,37 @@ package dialog
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	gosip "github.com/emiago/sipgo/sip"
 	"github.com/rs/zerolog"
 
+	"uad/dialog/clock"
 	"uad/media"
 	"uad/sip"
 )
 
-// Call is one call. Everything below the channels is owned by its loop.
+// Call is one call. Everything below the channels is owned by its loop:
+// SIP requests and responses, timer expiries and API commands reach it as
+// functions posted to the inbox, run one at a time.
 type Call struct {
 	m     *Manager
+	cfg   *Config // as it was when the call began
 	id    string
 	log   zerolog.Logger
+	clock clock.Clock
 	inbox chan func()
 	done  chan struct{} // closed when the loop exits
 	snap  atomic.Pointer[CallInfo]
 	live  atomic.Pointer[liveStreams]
 	self  *atomic.Pointer[Call] // cleared at the end, for hooks that outlive the call
+	outq  outbox                // requests on their way out, in order
 
 	info    CallInfo // what the API sees, kept current by the loop
 	dlg     *sip.Dialog
@@ -34,7 +43,7 @@ type Call struct {
 	remote  *media.RemoteSession
 	// remoteIsAnswer: remote answered our offer (else it is the peer's offer).
 	remoteIsAnswer bool
-	audio          *media.Stream
+	audio          Stream
 	params         media.AudioParams
 	agreed         media.Direction // last agreed audio direction, our view
 	connected      bool            // ACK exchanged
@@ -44,13 +53,14 @@ type Call struct {
 	waiting               int // transactions and timers the loop must outlive
 
 	// Outgoing call.
-	offeredVideo *media.Stream // video stream of our initial offer, until answered
+	offeredVideo Stream // video stream of our initial offer, until answered
 	invite       *gosip.Request
 	inviteCTx    gosip.ClientTransaction
-	provisional  bool     // a provisional response arrived: CANCEL is allowed
-	retried422   bool     // INVITE re-sent once after 422 Session Interval Too Small
-	account      *Account // the account the call uses, for its credentials
-	authTries    int      // INVITEs re-sent with credentials
+	inviteAck    *gosip.Request // the ACK of the 2xx, sent again on every retransmission
+	provisional  bool           // a provisional response arrived: CANCEL is allowed
+	retried422   bool           // INVITE re-sent once after 422 Session Interval Too Small
+	account      *Account       // the account the call uses, for its credentials
+	authTries    int            // INVITEs re-sent with credentials
 	cancelling   bool
 
 	// Incoming call.
@@ -61,16 +71,22 @@ type Call struct {
 	answered   bool
 
 	// The offer of ours in flight (nil when none), the user operation it
-	// belongs to, and an operation queued behind a session refresh.
+	// belongs to, and work that waits for the dialog to be free of any
+	// INVITE transaction and pending offer (RFC 3261 §14.1).
 	out    *reinvite
 	proc   *procedure
-	queued func()
+	onIdle []func()
 	st     sessionTimer
+
+	// Requests of the peer that arrived ahead of a lower CSeq still to
+	// come, released in CSeq order (see receive).
+	parked    []incoming
+	parkTimer clock.Timer
 
 	// Video: the open stream (nil when the call has none), its relay
 	// parameters, whether our hold removed it, and a peer's pending offer
 	// to add it.
-	video              *media.Stream
+	video              Stream
 	videoParams        media.VideoParams
 	videoAgreed        media.Direction
 	videoRemovedByHold bool
@@ -83,7 +99,7 @@ type Call struct {
 	// A 2xx we sent and retransmit until its ACK arrives.
 	unacked *pending2xx
 
-	rtpTimer *time.Timer
+	rtpTimer clock.Timer
 	rtpSince time.Time // when the agreed direction last changed
 }
 
@@ -91,14 +107,25 @@ type pending2xx struct {
 	seq      uint32
 	res      *gosip.Response
 	interval time.Duration
-	timer    *time.Timer
-	deadline *time.Timer
+	timer    clock.Timer
+	deadline clock.Timer
 	offered  bool // the 2xx carried our offer: the ACK brings the answer
+}
+
+func (p *pending2xx) stop() {
+	stopTimer(p.timer)
+	stopTimer(p.deadline)
+}
+
+func stopTimer(t clock.Timer) {
+	if t != nil {
+		t.Stop()
+	}
 }
 
 func newCall(m *Manager, direction string, spec MediaSpec) (*Call, error) {
 	cfg := m.config()
-	stream, err := m.eng.NewStream(false, spec.Mode == MediaRelay)
+	stream, err := m.med.NewStream(false, spec.Mode == MediaRelay)
 	if err != nil {
 		if errors.Is(err, media.ErrNoPorts) {
 			return nil, ErrNoMediaPorts
@@ -108,20 +135,23 @@ func newCall(m *Manager, direction string, spec MediaSpec) (*Call, error) {
 	id := newCallID()
 	c := &Call{
 		m:     m,
+		cfg:   cfg,
 		id:    id,
 		log:   m.log.With().Str("call", id).Logger(),
+		clock: m.clock,
 		inbox: make(chan func(), 16),
 		done:  make(chan struct{}),
 		spec:  spec,
 		audio: stream,
 	}
+	c.outq.call = c
 	c.local = media.NewLocalSession(uint64(rand.Uint32N(1<<30)), cfg.MediaAddr)
 	c.info = CallInfo{
 		ID:        id,
 		Direction: direction,
 		State:     StateCalling,
 		Media:     spec.Mode,
-		CreatedAt: time.Now().UTC(),
+		CreatedAt: c.clock.Now().UTC(),
 		Audio:     &StreamInfo{Direction: string(media.SendRecv), LocalRTP: netip.AddrPortFrom(cfg.MediaAddr, stream.LocalAddr().Port()).String()},
 	}
 	if direction == "inbound" {
@@ -131,6 +161,7 @@ func newCall(m *Manager, direction string, spec MediaSpec) (*Call, error) {
 		c.info.Audio.RelayLocal = stream.RelayLocal().String()
 		c.info.Audio.RelayRemote = spec.Relay.String()
 	}
+	c.watchStream(stream)
 	stream.OnDTMF(func(digit string) {
 		c.post(func() { c.emit("dtmf", map[string]any{"digit": digit}) })
 	})
@@ -139,33 +170,27 @@ func newCall(m *Manager, direction string, spec MediaSpec) (*Call, error) {
 	return c, nil
 }
 
-func (c *Call) start() { go c.loop() }
-
-// HandleRequest takes an in-dialog request (sip.DialogOwner).
-func (c *Call) HandleRequest(req *gosip.Request, tx gosip.ServerTransaction) {
-	handled := make(chan struct{})
-	if !c.post(func() {
-		if !c.onRequest(req, tx, handled) {
-			close(handled)
-		}
-	}) {
-		if !req.IsAck() {
-			c.m.ep.Respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
-		}
-		return
-	}
-	// sipgo ends the transaction when this returns: wait for the answer,
-	// which an offer adding video defers, or for a CANCEL.
-	select {
-	case <-handled:
-	case <-tx.Done():
-	}
+// watchStream ends the call when one of its streams fails.
+func (c *Call) watchStream(s Stream) {
+	s.OnFault(func(reason string) {
+		c.post(func() {
+			if !c.ended {
+				c.log.Error().Str("reason", reason).Msg("media stream failed: ending the call")
+				if o := c.m.observe(); o != nil {
+					o.Panic("media")
+				}
+				c.abort()
+			}
+		})
+	})
 }
+
+func (c *Call) start() { go c.loop() }
 
 func (c *Call) loop() {
 	defer close(c.done)
 	for f := range c.inbox {
-		f()
+		c.safely(f)
 		c.refresh()
 		if c.ended && c.waiting == 0 {
 			c.drain()
@@ -174,12 +199,49 @@ func (c *Call) loop() {
 	}
 }
 
+// safely runs f; a panic in it ends this call, and only this call: it is
+// logged with its stack, counted, and the peer gets a BYE.
+func (c *Call) safely(f func()) {
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		c.log.Error().Str("panic", fmt.Sprint(v)).Str("stack", string(debug.Stack())).Msg("recovered from a panic: ending the call")
+		if o := c.m.observe(); o != nil {
+			o.Panic("call")
+		}
+		c.abort()
+	}()
+	f()
+}
+
+// abort ends the call after a fault, as cleanly as the state allows; a
+// second fault on the way is swallowed, the call is ended regardless.
+func (c *Call) abort() {
+	if c.ended {
+		return
+	}
+	func() {
+		defer func() { _ = recover() }()
+		c.hangupWith(EndError)
+	}()
+	if !c.ended {
+		func() {
+			defer func() { _ = recover() }()
+			c.end(EndError, 0)
+		}()
+	}
+	c.ended = true
+	c.waiting = 0 // what the failed state was waiting for may never come
+}
+
 // drain answers what was posted after the end so no sender waits forever.
 func (c *Call) drain() {
 	for {
 		select {
 		case f := <-c.inbox:
-			f()
+			c.safely(f)
 		default:
 			return
 		}
@@ -222,9 +284,9 @@ func (c *Call) run(ctx context.Context, f func()) bool {
 	}
 }
 
-// after runs f on the loop after d, keeping the loop alive until then.
-func (c *Call) after(d time.Duration, f func()) *time.Timer {
-	return time.AfterFunc(d, func() { c.post(f) })
+// after runs f on the loop once d has passed on the call's clock.
+func (c *Call) after(d time.Duration, f func()) clock.Timer {
+	return c.clock.AfterFunc(d, func() { c.post(f) })
 }
 
 // Snapshot is the call as last published by its loop.
@@ -254,7 +316,7 @@ func (c *Call) refresh() {
 
 // liveStreams are the streams behind the last snapshot, whose counters
 // readers outside the loop may read at any time (Stream.Stats is safe).
-type liveStreams struct{ audio, video *media.Stream }
+type liveStreams struct{ audio, video Stream }
 
 // Info is the last snapshot with the RTP counters as they are now.
 func (c *Call) Info() CallInfo {
@@ -276,20 +338,6 @@ func (c *Call) Info() CallInfo {
 	return info
 }
 
-func streamStats(s *media.Stream) *StreamStats {
-	if s == nil {
-		return nil
-	}
-	st := s.Stats()
-	out := &StreamStats{PacketsSent: st.PacketsSent, BytesSent: st.BytesSent, PacketsReceived: st.PacketsReceived,
-		BytesReceived: st.BytesReceived, PacketsLost: st.PacketsLost, JitterMS: float64(st.Jitter.Microseconds()) / 1000}
-	if !st.LastReceived.IsZero() {
-		t := st.LastReceived.UTC()
-		out.LastReceived = &t
-	}
-	return out
-}
-
 func (c *Call) emit(typ string, fields map[string]any) {
 	c.refresh()
 	c.m.emit(Event{Type: typ, Call: c.Snapshot(), Fields: fields})
@@ -301,7 +349,7 @@ func (c *Call) end(reason string, status int) {
 		return
 	}
 	c.ended = true
-	now := time.Now().UTC()
+	now := c.clock.Now().UTC()
 	c.info.State = StateEnded
 	c.info.EndedAt = &now
 	c.info.EndReason = reason
@@ -313,9 +361,7 @@ func (c *Call) end(reason string, status int) {
 		c.unacked = nil
 	}
 	if c.out != nil {
-		if c.out.backoff != nil {
-			c.out.backoff.Stop()
-		}
+		stopTimer(c.out.backoff)
 		if c.out.newVideo != nil {
 			c.out.newVideo.Close()
 		}
@@ -325,17 +371,14 @@ func (c *Call) end(reason string, status int) {
 		c.proc.finish(errEnded)
 		c.proc = nil
 	}
-	c.queued = nil
+	c.onIdle = nil
 	if c.videoReq != nil {
 		c.videoReq.stop()
 		c.videoReq = nil
 	}
-	if c.st.timer != nil {
-		c.st.timer.Stop()
-	}
-	if c.rtpTimer != nil {
-		c.rtpTimer.Stop()
-	}
+	c.st.stop()
+	stopTimer(c.rtpTimer)
+	c.releaseParked()
 	fields := map[string]any{"reason": reason}
 	if status != 0 {
 		fields["sip_status"] = status
@@ -345,7 +388,7 @@ func (c *Call) end(reason string, status int) {
 	c.closeMedia()
 	c.emit("call.ended", fields)
 	if c.dlg != nil {
-		c.m.ep.Unregister(c.dlg.CallID, c.dlg.LocalTag)
+		c.m.sig.Unregister(c.dlg.CallID, c.dlg.LocalTag)
 	}
 	if c.inviteDone != nil && !c.answered {
 		c.releaseInvite()
@@ -357,16 +400,6 @@ func (c *Call) end(reason string, status int) {
 	c.log.Info().Str("reason", reason).Int("sip_status", status).Msg("call ended")
 }
 
-func (c *Call) closeMedia() {
-	c.audio.Close()
-	for _, v := range []*media.Stream{c.video, c.offeredVideo} {
-		if v != nil {
-			v.Close()
-		}
-	}
-	c.video, c.offeredVideo = nil, nil
-}
-
 func (c *Call) releaseInvite() {
 	select {
 	case <-c.inviteDone:
@@ -375,46 +408,47 @@ func (c *Call) releaseInvite() {
 	}
 }
 
-// sendBye ends a confirmed dialog from our side. The BYE's transaction runs
-// beside the loop; shutdown waits for it.
+// respond answers a request of this call's dialog.
+func (c *Call) respond(tx gosip.ServerTransaction, req *gosip.Request, code int, reason string, body []byte, hdrs ...gosip.Header) *gosip.Response {
+	res := c.dlg.Response(req, code, reason, body, hdrs...)
+	_ = c.m.sig.Respond(tx, res)
+	return res
+}
+
+// sendBye ends a confirmed dialog from our side. Shutdown waits for the
+// BYE's transaction.
 func (c *Call) sendBye() {
 	bye := c.dlg.NewRequest(gosip.BYE, nil)
 	c.m.byes.Add(1)
-	go func() {
-		defer c.m.byes.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), 64*c.m.ep.T1())
-		defer cancel()
-		tx, err := c.dlg.Send(ctx, bye)
-		if err != nil {
-			c.log.Warn().Err(err).Msg("BYE not sent")
-			return
-		}
-		defer tx.Terminate()
-		for {
-			select {
-			case res := <-tx.Responses():
-				if res.IsProvisional() {
-					continue
-				}
-				c.log.Debug().Int("status", res.StatusCode).Msg("BYE answered")
-				return
-			case <-tx.Done():
-				return
-			case <-ctx.Done():
-				return
+	log := c.log
+	var once sync.Once
+	c.outq.request(bye, sip.TxHooks{
+		Response: func(res *gosip.Response) {
+			if !res.IsProvisional() {
+				log.Debug().Int("status", res.StatusCode).Msg("BYE answered")
+				once.Do(c.m.byes.Done)
 			}
-		}
-	}()
+		},
+		Failed: func(err error) {
+			log.Warn().Err(err).Msg("BYE got no answer")
+			once.Do(c.m.byes.Done)
+		},
+	})
 }
 
 // hangup ends the call from our side in whatever state it is.
 func (c *Call) hangup(reason string) {
-	if c.ended {
-		return
+	if !c.ended {
+		c.hangupWith(reason)
 	}
+}
+
+func (c *Call) hangupWith(reason string) {
 	switch {
 	case c.info.Direction == "inbound" && !c.answered:
-		c.dlg.Respond(c.inviteTx, c.inviteReq, 603, "Decline", nil)
+		if c.dlg != nil && c.inviteTx != nil {
+			c.respond(c.inviteTx, c.inviteReq, 603, "Decline", nil)
+		}
 		c.releaseInvite()
 		c.end(reason, 603)
 	case c.info.Direction == "outbound" && !c.established():
@@ -431,131 +465,3 @@ func (c *Call) hangup(reason string) {
 
 // established reports whether a 2xx to our INVITE arrived.
 func (c *Call) established() bool { return c.remote != nil }
-
-// applyMedia configures the audio stream from the call's negotiated state.
-func (c *Call) applyMedia() {
-	if c.remote == nil {
-		return
-	}
-	ls, _ := c.local.Stream("audio")
-	rs, _ := c.remote.Stream("audio")
-	if ls == nil || rs == nil {
-		return
-	}
-	peer := rs.EffectiveDirection()
-	agreed := media.FromFlags(ls.Direction.Sends() && peer.Receives(), ls.Direction.Receives() && peer.Sends())
-	if agreed != c.agreed {
-		// The peer may only now start sending: its silence counts from here.
-		c.rtpSince = time.Now()
-	}
-	c.agreed = agreed
-	partnerHold := media.SourceNone
-	if c.partnerHeld {
-		partnerHold = media.SourceHoldTone
-		if c.m.config().BridgeHold == BridgeHoldSilence {
-			partnerHold = media.SourceSilence
-		}
-	}
-	c.audio.Configure(media.StreamConfig{
-		Mode:        media.Mode(c.spec.Mode),
-		Params:      c.params,
-		Send:        c.agreed.Sends(),
-		Accept:      c.agreed.Receives() && !c.localHold,
-		LocalHold:   c.localHold,
-		Relay:       c.spec.Relay,
-		Bridged:     c.bridge != nil,
-		PartnerHold: partnerHold,
-		Latching:    c.m.config().RTPLatching,
-	})
-	c.info.Audio.Direction = string(c.agreed)
-	c.info.Audio.Codec = c.params.Send.String()
-	c.info.Audio.PayloadType = c.params.SendPT
-	if c.params.Remote.IsValid() {
-		c.info.Audio.RemoteRTP = c.params.Remote.String()
-	}
-	c.applyVideo()
-	c.takeRemoteHold(ls, rs) // last: its events carry the new directions
-	c.syncPartnerHold()
-}
-
-// startRTPWatch ends the call when the peer stops sending RTP while it is
-// allowed to send (media.rtp_timeout), or while held (media.rtp_hold_timeout).
-func (c *Call) startRTPWatch() {
-	cfg := c.m.config()
-	limit := cfg.RTPTimeout
-	if cfg.RTPHoldTimeout > 0 && cfg.RTPHoldTimeout < limit || limit == 0 {
-		limit = cfg.RTPHoldTimeout
-	}
-	if limit <= 0 {
-		return
-	}
-	interval := max(limit/4, 250*time.Millisecond)
-	var check func()
-	check = func() {
-		if c.ended {
-			return
-		}
-		// Held either way, rtp_hold_timeout applies (a held peer may send
-		// music or nothing); otherwise rtp_timeout, while the peer may send.
-		timeout := cfg.RTPTimeout
-		switch {
-		case c.localHold || c.remoteHold || c.agreed == media.Inactive:
-			timeout = cfg.RTPHoldTimeout
-		case !c.agreed.Receives():
-			timeout = 0
-		}
-		last := c.audio.Stats().LastReceived
-		if last.Before(c.rtpSince) {
-			last = c.rtpSince
-		}
-		if timeout > 0 && time.Since(last) > timeout {
-			c.log.Warn().Dur("silent_for", time.Since(last)).Msg("no RTP from the peer: hanging up")
-			c.sendBye()
-			c.end(EndTimeout, 0)
-			return
-		}
-		c.rtpTimer = c.after(interval, check)
-	}
-	c.rtpTimer = c.after(interval, check)
-}
-
-// markConnected reports the dialog confirmed and starts watching for RTP.
-func (c *Call) markConnected() {
-	c.connected = true
-	now := time.Now().UTC()
-	c.info.ConnectedAt = &now
-	c.info.State = StateLive
-	c.emit("call.connected", nil)
-	if c.rtpSince.IsZero() {
-		c.rtpSince = time.Now()
-	}
-	c.startRTPWatch()
-}
-
-func (p *pending2xx) stop() {
-	if p.timer != nil {
-		p.timer.Stop()
-	}
-	if p.deadline != nil {
-		p.deadline.Stop()
-	}
-}
-
-// sendDTMF refuses DTMF on a stream we hold or that the peer holds.
-func (c *Call) sendDTMF(digits string, d time.Duration) error {
-	switch {
-	case c.ended:
-		return errEnded
-	case !c.connected:
-		return &StateError{Msg: "dtmf: the call is not live yet"}
-	case c.localHold || !c.agreed.Sends():
-		return &StateError{Msg: "dtmf: the call is held (" + string(c.agreed) + "): no DTMF is sent"}
-	}
-	switch err := c.audio.SendDTMF(digits, d); {
-	case errors.Is(err, media.ErrDTMFDigits):
-		return &RequestError{Msg: "dtmf: " + err.Error()}
-	case err != nil:
-		return &StateError{Msg: "dtmf: " + err.Error()}
-	}
-	return nil
-}

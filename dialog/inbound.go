@@ -14,11 +14,11 @@ var errNoAudio = errors.New("sdp: no usable audio stream")
 // onIncoming rings, reports the call and answers it when configured to.
 func (c *Call) onIncoming() {
 	c.info.RemoteURI = c.dlg.Remote.String()
-	c.dlg.Respond(c.inviteTx, c.inviteReq, 180, "Ringing", nil)
+	c.respond(c.inviteTx, c.inviteReq, 180, "Ringing", nil)
 	c.log.Info().Str("from", c.dlg.Remote.String()).Msg("incoming call")
 	c.emit("call.incoming", nil)
 	c.emit("call.ringing", nil)
-	if c.m.config().AutoAnswer {
+	if c.cfg.AutoAnswer {
 		if err := c.answer(nil); err != nil {
 			c.log.Warn().Err(err).Msg("auto-answer failed")
 		}
@@ -40,12 +40,16 @@ func (c *Call) answer(spec *MediaSpec) error {
 	if spec != nil && *spec != c.spec {
 		if (spec.Mode == MediaRelay) != (c.spec.Mode == MediaRelay) {
 			// Relay needs its own socket pair toward the local endpoint.
-			stream, err := c.m.eng.NewStream(false, spec.Mode == MediaRelay)
+			stream, err := c.m.med.NewStream(false, spec.Mode == MediaRelay)
 			if err != nil {
 				return ErrNoMediaPorts
 			}
 			c.audio.Close()
 			c.audio = stream
+			c.watchStream(stream)
+			stream.OnDTMF(func(digit string) {
+				c.post(func() { c.emit("dtmf", map[string]any{"digit": digit}) })
+			})
 			c.info.Audio.LocalRTP = stream.LocalAddr().String()
 		}
 		c.spec = *spec
@@ -56,13 +60,14 @@ func (c *Call) answer(spec *MediaSpec) error {
 			c.info.Audio.RelayRemote = spec.Relay.String()
 		}
 	}
-	cfg := c.m.config()
+	cfg := c.cfg
 	offered := c.offer != nil
 	if offered {
-		var newVideo *media.Stream
-		if v, _ := c.offer.Stream("video"); v != nil && !v.Disabled() && cfg.Video && media.AnswerVideo(v.Formats) != nil {
-			if s, err := c.m.eng.NewStream(true, c.spec.Mode == MediaRelay); err == nil {
+		var newVideo Stream
+		if v, _ := c.offer.Usable("video", nil); v != nil && cfg.Video && media.AnswerVideo(v.Formats) != nil {
+			if s, err := c.m.med.NewStream(true, c.spec.Mode == MediaRelay); err == nil {
 				newVideo = s
+				c.watchStream(s)
 			} else {
 				c.log.Warn().Err(err).Msg("no ports for video: declining it")
 			}
@@ -78,11 +83,14 @@ func (c *Call) answer(spec *MediaSpec) error {
 			}
 		}
 		c.remote, c.remoteIsAnswer = c.offer, false
-		ls, _ := c.local.Stream("audio")
-		rs, _ := c.remote.Stream("audio")
-		p, err := media.NegotiateAudio(ls, rs, ls.Formats, cfg.Laws)
+		ls, rs := c.audioSlots()
+		err := errNoAudio
+		var p media.AudioParams
+		if ls != nil && rs != nil {
+			p, err = media.NegotiateAudio(ls, rs, ls.Formats, cfg.Laws)
+		}
 		if err != nil {
-			c.dlg.Respond(c.inviteTx, c.inviteReq, 488, "Not Acceptable Here", nil, warning(err.Error()))
+			c.respond(c.inviteTx, c.inviteReq, 488, "Not Acceptable Here", nil, warning(err.Error()))
 			c.releaseInvite()
 			c.end(EndError, 488)
 			return err
@@ -95,7 +103,7 @@ func (c *Call) answer(spec *MediaSpec) error {
 		}}
 	}
 	body := c.local.Marshal()
-	res := c.dlg.Respond(c.inviteTx, c.inviteReq, 200, "OK", body, c.takeRequestTimer(c.inviteReq)...)
+	res := c.respond(c.inviteTx, c.inviteReq, 200, "OK", body, c.takeRequestTimer(c.inviteReq)...)
 	c.answered = true
 	c.info.State = StateLive
 	c.releaseInvite()
@@ -112,7 +120,7 @@ func (c *Call) answer(spec *MediaSpec) error {
 // await2xxAck retransmits a 2xx (T1 doubling to T2, over UDP) until its ACK
 // arrives, and ends the call with BYE after 64·T1 without one (RFC 3261 §13.3.1.4).
 func (c *Call) await2xxAck(seq uint32, res *gosip.Response, offered bool) {
-	t1 := c.m.ep.T1()
+	t1 := c.m.sig.T1()
 	p := &pending2xx{seq: seq, res: res, interval: t1, offered: offered}
 	c.unacked = p
 	if !c.dlg.Reliable() {
@@ -121,8 +129,8 @@ func (c *Call) await2xxAck(seq uint32, res *gosip.Response, offered bool) {
 			if c.unacked != p {
 				return
 			}
-			if err := c.dlg.Retransmit(p.res); err != nil {
-				c.log.Debug().Err(err).Msg("2xx retransmission failed")
+			if err := c.m.sig.WriteResponse(p.res); err != nil {
+				c.log.Warn().Err(err).Msg("2xx retransmission not sent")
 			}
 			p.interval = min(2*p.interval, 4*time.Second)
 			p.timer = c.after(p.interval, resend)
@@ -165,18 +173,25 @@ func (c *Call) onAck(req *gosip.Request) {
 		}
 		c.applyMedia()
 	}
-	if !c.connected {
-		c.markConnected()
-	}
+	c.confirmed()
 }
 
 // implicitAck confirms our pending 2xx without its ACK.
 func (c *Call) implicitAck() {
 	c.unacked.stop()
 	c.unacked = nil
+	c.confirmed()
+}
+
+// confirmed: our 2xx got its ACK. The dialog is up, requests parked for
+// that ACK go on, and so does work that waited for the INVITE to end.
+func (c *Call) confirmed() {
 	if !c.connected {
 		c.markConnected()
+	} else {
+		c.whenIdle()
 	}
+	c.releaseReady()
 }
 
 // onCancel: the caller gave up before we answered; sipgo sent the 487.

@@ -1,154 +1,299 @@
 package dialog
 
 import (
+	"math/rand/v2"
+	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	gosip "github.com/emiago/sipgo/sip"
 
 	"uad/media"
+	"uad/sip"
 )
 
-// onRequest handles a request of this call's dialog. Requests arrive one at
-// a time: the loop serialises them. It returns true when the response is
-// deferred: handled is then closed once the request is answered.
-func (c *Call) onRequest(req *gosip.Request, tx gosip.ServerTransaction, handled chan struct{}) bool {
-	if req.IsAck() {
-		c.onAck(req)
-		return false
+// reorderWindow is how long a request of the peer waits for one with a
+// lower CSeq that must come first. sipgo runs each message on a goroutine
+// of its own, so two requests sent back to back can reach the call in
+// either order; RFC 3261 §12.2.1.1 makes in-dialog CSeqs contiguous, so a
+// gap means the missing one is on its way (or was lost, and the window
+// ends the wait).
+const reorderWindow = 100 * time.Millisecond
+
+// incoming is a request of the peer on its way through the call's loop.
+type incoming struct {
+	req     *gosip.Request
+	tx      gosip.ServerTransaction
+	handled chan struct{} // closed once answered: sipgo's handler returns
+}
+
+func (in incoming) done() {
+	select {
+	case <-in.handled:
+	default:
+		close(in.handled)
 	}
+}
+
+// HandleRequest takes an in-dialog request (sip.DialogOwner).
+func (c *Call) HandleRequest(req *gosip.Request, tx gosip.ServerTransaction) {
+	in := incoming{req: req, tx: tx, handled: make(chan struct{})}
+	if !c.post(func() { c.receive(in) }) {
+		if !req.IsAck() && tx != nil {
+			_ = c.m.sig.Respond(tx, sip.NewResponse(req, 481, "Call/Transaction Does Not Exist", nil, c.m.sig.UserAgent()))
+		}
+		return
+	}
+	if tx == nil {
+		return
+	}
+	// sipgo ends the transaction when this returns: wait for the answer,
+	// which an offer adding video defers, or for a CANCEL.
+	select {
+	case <-in.handled:
+	case <-tx.Done():
+	}
+}
+
+// receive takes a request on the loop: ACKs at once, others in CSeq order.
+func (c *Call) receive(in incoming) {
+	if in.req.IsAck() {
+		c.onAck(in.req)
+		in.done()
+		return
+	}
+	if !c.ended && c.mustWait(in.req) {
+		c.park(in)
+		return
+	}
+	c.dispatch(in)
+	c.releaseReady()
+}
+
+// mustWait reports whether a request has to wait: for a lower CSeq still
+// to come, or, for an offer, for the ACK that brings the answer to ours.
+func (c *Call) mustWait(req *gosip.Request) bool {
+	if seq := req.CSeq().SeqNo; c.dlg.RemoteSeq != 0 && seq > c.dlg.RemoteSeq+1 {
+		return true
+	}
+	offers := req.IsInvite() || req.Method == gosip.UPDATE && len(req.Body()) > 0
+	return offers && c.unacked != nil && c.unacked.offered
+}
+
+// park holds a request until it may go, at most reorderWindow.
+func (c *Call) park(in incoming) {
+	c.parked = append(c.parked, in)
+	slices.SortStableFunc(c.parked, func(a, b incoming) int {
+		return int(int64(a.req.CSeq().SeqNo) - int64(b.req.CSeq().SeqNo))
+	})
+	if c.parkTimer == nil {
+		c.parkTimer = c.after(reorderWindow, c.flushParked)
+	}
+}
+
+// releaseReady lets parked requests go, lowest CSeq first, while they need
+// not wait any more.
+func (c *Call) releaseReady() {
+	for len(c.parked) > 0 && !c.ended && !c.mustWait(c.parked[0].req) {
+		in := c.parked[0]
+		c.parked = c.parked[1:]
+		c.dispatch(in)
+	}
+	c.stopParking()
+}
+
+// flushParked: the wait is over; parked requests go in CSeq order.
+func (c *Call) flushParked() {
+	c.parkTimer = nil
+	for len(c.parked) > 0 {
+		in := c.parked[0]
+		c.parked = c.parked[1:]
+		c.dispatch(in)
+	}
+}
+
+func (c *Call) stopParking() {
+	if len(c.parked) == 0 && c.parkTimer != nil {
+		c.parkTimer.Stop()
+		c.parkTimer = nil
+	}
+}
+
+// releaseParked answers what waits when the call ends.
+func (c *Call) releaseParked() {
+	for _, in := range c.parked {
+		c.respond(in.tx, in.req, 481, "Call/Transaction Does Not Exist", nil)
+		in.done()
+	}
+	c.parked = nil
+	c.stopParking()
+}
+
+// dispatch handles a request of this call's dialog and answers it, at once
+// or, for an offer adding video, once the user replied.
+func (c *Call) dispatch(in incoming) {
+	if !c.process(in) {
+		in.done()
+	}
+}
+
+// process handles a request that is not an ACK. It returns true when the
+// response is deferred: in.handled is then closed once it is answered.
+func (c *Call) process(in incoming) bool {
+	req, tx := in.req, in.tx
 	if c.ended {
-		c.dlg.Respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
+		c.respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
 		return false
 	}
 	// RFC 3261 §12.2.2: a CSeq lower than the last one is out of order.
 	seq := req.CSeq().SeqNo
 	if c.dlg.RemoteSeq != 0 && seq <= c.dlg.RemoteSeq {
-		c.dlg.Respond(tx, req, 500, "Server Internal Error", nil, warning("CSeq out of order"))
+		c.respond(tx, req, 500, "Server Internal Error", nil, warning("CSeq out of order"))
 		return false
 	}
 	c.dlg.RemoteSeq = seq
 	switch req.Method {
 	case gosip.BYE:
-		c.dlg.Respond(tx, req, 200, "OK", nil)
+		c.respond(tx, req, 200, "OK", nil)
 		if c.info.Direction == "inbound" && !c.answered {
-			c.dlg.Respond(c.inviteTx, c.inviteReq, 487, "Request Terminated", nil)
+			c.respond(c.inviteTx, c.inviteReq, 487, "Request Terminated", nil)
 			c.releaseInvite()
 		}
 		c.end(EndRemote, 0)
 	case gosip.INVITE:
-		return c.onReinvite(req, tx, handled)
+		return c.onReinvite(in)
 	case gosip.UPDATE:
-		return c.onOffer(req, tx, handled)
+		return c.onOffer(in)
 	case gosip.INFO:
-		c.dlg.Respond(tx, req, 200, "OK", nil)
+		c.respond(tx, req, 200, "OK", nil)
 		if ct := req.ContentType(); ct != nil && strings.EqualFold(strings.TrimSpace(ct.Value()), "application/dtmf-relay") {
 			if digit, ok := media.ParseDTMFRelay(string(req.Body())); ok {
 				c.emit("dtmf", map[string]any{"digit": digit})
 			}
 		}
 	default:
-		c.dlg.Respond(tx, req, 405, "Method Not Allowed", nil)
+		c.respond(tx, req, 405, "Method Not Allowed", nil, gosip.NewHeader("Allow", sip.Allowed))
 	}
 	return false
+}
+
+// retryLater answers 500 with a Retry-After of 0 to 10 s, chosen at
+// random as RFC 3261 §14.2 and RFC 3311 §5.2 ask.
+func (c *Call) retryLater(in incoming, why string) {
+	c.respond(in.tx, in.req, 500, "Server Internal Error", nil,
+		gosip.NewHeader("Retry-After", strconv.Itoa(rand.IntN(11))), warning(why))
+}
+
+// peerOfferPending reports whether an offer of the peer awaits our answer:
+// its INVITE not yet answered, or a re-INVITE adding video the user has
+// not replied to.
+func (c *Call) peerOfferPending() bool {
+	return c.info.Direction == "inbound" && !c.answered || c.videoReq != nil
 }
 
 // onReinvite handles an INVITE inside the dialog (RFC 3261 §14.2): 500
 // with Retry-After while an INVITE of the peer is not finished, 491 while
 // an offer of ours is pending.
-func (c *Call) onReinvite(req *gosip.Request, tx gosip.ServerTransaction, handled chan struct{}) bool {
-	if c.info.Direction == "inbound" && !c.answered || c.videoReq != nil {
-		c.dlg.Respond(tx, req, 500, "Server Internal Error", nil, gosip.NewHeader("Retry-After", "2"))
+func (c *Call) onReinvite(in incoming) bool {
+	if c.peerOfferPending() {
+		c.retryLater(in, "an earlier INVITE is still in progress")
 		return false
 	}
 	if c.unacked != nil {
 		if c.unacked.offered {
-			// Our offer awaits its answer in the ACK.
-			c.dlg.Respond(tx, req, 500, "Server Internal Error", nil, gosip.NewHeader("Retry-After", "1"))
+			// Our offer's answer comes in the ACK, which never came in time.
+			c.retryLater(in, "the ACK with the answer to our offer has not arrived")
 			return false
 		}
-		// A newer INVITE shows the peer has our 2xx: its ACK is only late
-		// (each message runs on its own goroutine, so they can cross).
+		// A newer INVITE shows the peer has our 2xx: its ACK is only late.
 		c.implicitAck()
 	}
-	return c.onOffer(req, tx, handled)
+	return c.onOffer(in)
 }
 
 // onOffer answers a re-INVITE or UPDATE. An offer is answered slot for
 // slot; a re-INVITE without one gets our offer in the 2xx and brings the
 // answer in the ACK. An offer that adds video may wait for the user.
-func (c *Call) onOffer(req *gosip.Request, tx gosip.ServerTransaction, handled chan struct{}) bool {
-	if c.out != nil && c.out.backoff == nil || c.unacked != nil && c.unacked.offered {
-		c.dlg.Respond(tx, req, 491, "Request Pending", nil) // glare (RFC 3261 §14.2, RFC 3311 §5.2)
-		return false
+func (c *Call) onOffer(in incoming) bool {
+	req, tx := in.req, in.tx
+	offer := len(req.Body()) > 0
+	if offer || req.IsInvite() {
+		switch {
+		case c.out != nil && c.out.backoff == nil, c.unacked != nil && c.unacked.offered:
+			// Glare: our offer is pending (RFC 3261 §14.2, RFC 3311 §5.2).
+			c.respond(tx, req, 491, "Request Pending", nil)
+			return false
+		case c.peerOfferPending():
+			c.retryLater(in, "an offer of yours awaits its answer")
+			return false
+		}
 	}
 	if c.tooBrief(req, tx) {
 		return false
 	}
 	c.dlg.RefreshTarget(req)
-	if len(req.Body()) == 0 {
+	if !offer {
 		if req.Method == gosip.UPDATE {
-			c.dlg.Respond(tx, req, 200, "OK", nil, c.takeRequestTimer(req)...)
+			c.respond(tx, req, 200, "OK", nil, c.takeRequestTimer(req)...)
 			return false
 		}
 		c.setOfferDirections()
-		res := c.dlg.Respond(tx, req, 200, "OK", c.local.Marshal(), c.takeRequestTimer(req)...)
+		res := c.respond(tx, req, 200, "OK", c.local.Marshal(), c.takeRequestTimer(req)...)
 		c.await2xxAck(req.CSeq().SeqNo, res, true)
 		return false
 	}
-	offer, err := media.ParseRemote(req.Body())
+	sdp, err := media.ParseRemote(req.Body())
 	if err != nil {
-		c.dlg.Respond(tx, req, 488, "Not Acceptable Here", nil, warning(err.Error()))
+		c.respond(tx, req, 488, "Not Acceptable Here", nil, warning(err.Error()))
 		return false
 	}
-	if c.addsVideo(offer) {
-		cfg := c.m.config()
+	if c.addsVideo(sdp) {
 		switch {
-		case !cfg.Video || cfg.VideoRequestPolicy == VideoReject || c.localHold:
+		case !c.cfg.Video || c.cfg.VideoRequestPolicy == VideoReject || c.localHold:
 			// A call this side holds is never held as video: declined.
-		case cfg.VideoRequestPolicy == VideoAccept:
-			stream, err := c.m.eng.NewStream(true, c.spec.Mode == MediaRelay)
+		case c.cfg.VideoRequestPolicy == VideoAccept:
+			stream, err := c.m.med.NewStream(true, c.spec.Mode == MediaRelay)
 			if err == nil {
-				c.answerOffer(req, tx, offer, stream)
+				c.watchStream(stream)
+				c.answerOffer(req, tx, sdp, stream)
 				return false
 			}
 		default:
-			c.askVideo(req, tx, offer, handled)
+			c.askVideo(in, sdp)
 			return true
 		}
 	}
-	c.answerOffer(req, tx, offer, nil)
+	c.answerOffer(req, tx, sdp, nil)
 	return false
 }
 
 // answerOffer answers a peer's offer. newVideo is a stream opened to accept
 // video the offer adds (nil: an added video stream is declined). A refused
 // offer leaves the session as it was.
-func (c *Call) answerOffer(req *gosip.Request, tx gosip.ServerTransaction, offer *media.RemoteSession, newVideo *media.Stream) {
+func (c *Call) answerOffer(req *gosip.Request, tx gosip.ServerTransaction, offer *media.RemoteSession, newVideo Stream) {
 	prevStreams, prevParams, prevLegacy := c.local.Streams, c.params, c.local.LegacyHold
 	c.local.LegacyHold = false // an answer states our directions itself
 	c.answerReoffer(offer, newVideo)
-	ls, _ := c.local.Stream("audio")
-	rs, _ := offer.Stream("audio")
+	ls, ai := c.local.Active("audio")
 	var p media.AudioParams
-	var err error
-	if ls != nil && rs != nil && ls.Port != 0 {
-		p, err = media.NegotiateAudio(ls, rs, ls.Formats, c.m.config().Laws)
-	} else {
-		err = errNoAudio
+	err := errNoAudio
+	if ls != nil && ai < len(offer.Streams) {
+		p, err = media.NegotiateAudio(ls, &offer.Streams[ai], ls.Formats, c.cfg.Laws)
 	}
 	if err != nil {
 		c.local.Streams, c.params, c.local.LegacyHold = prevStreams, prevParams, prevLegacy
 		if newVideo != nil {
 			newVideo.Close()
 		}
-		c.dlg.Respond(tx, req, 488, "Not Acceptable Here", nil, warning(err.Error()))
+		c.respond(tx, req, 488, "Not Acceptable Here", nil, warning(err.Error()))
 		return
 	}
 	timerHdrs := c.takeRequestTimer(req)
-	res := c.dlg.Respond(tx, req, 200, "OK", c.local.Marshal(), timerHdrs...)
+	res := c.respond(tx, req, 200, "OK", c.local.Marshal(), timerHdrs...)
 	wasHeld := c.remoteHold
 	c.remote, c.params = offer, p
-	if lv, _ := c.local.Stream("video"); c.video != nil && (lv == nil || lv.Port == 0) {
+	if lv, _ := c.local.Active("video"); c.video != nil && lv == nil {
 		c.closeVideo("remote")
 	}
 	opened := false
@@ -173,9 +318,9 @@ func (c *Call) answerOffer(req *gosip.Request, tx gosip.ServerTransaction, offer
 // answerReoffer rebuilds our m-lines against an offer, slot for slot. Our
 // audio and video slots keep their sockets; newVideo accepts video the
 // offer adds; every other stream is declined with port 0.
-func (c *Call) answerReoffer(offer *media.RemoteSession, newVideo *media.Stream) {
+func (c *Call) answerReoffer(offer *media.RemoteSession, newVideo Stream) {
 	plan := media.AnswerPlan{
-		Laws:      c.m.config().Laws,
+		Laws:      c.cfg.Laws,
 		AudioPort: int(c.audio.LocalAddr().Port()),
 		AudioSend: c.holdSends(c.localHold),
 		AudioRecv: !c.localHold,
@@ -191,7 +336,7 @@ func (c *Call) answerReoffer(offer *media.RemoteSession, newVideo *media.Stream)
 // setOfferDirections writes the directions of an offer of ours from the
 // hold flags: every later offer repeats our hold (RFC 6337 §5.3).
 func (c *Call) setOfferDirections() {
-	if a, _ := c.local.Stream("audio"); a != nil && a.Port != 0 {
+	if a, _ := c.local.Active("audio"); a != nil {
 		a.Direction = c.offerDirection(c.localHold)
 	}
 	c.local.LegacyHold = c.localHold && c.dialect == DialectLegacy

@@ -24,6 +24,7 @@ import (
 	gosip "github.com/emiago/sipgo/sip"
 	"github.com/rs/zerolog"
 
+	"uad/dialog/clock"
 	"uad/media"
 	"uad/sip"
 )
@@ -54,6 +55,8 @@ type Config struct {
 	Accounts            []Account
 	IncomingAuth        *sip.Challenger // challenges incoming INVITEs; nil = none
 	EndedRetention      time.Duration   // how long ended calls stay listed
+	// Clock times every timer of the call layer; nil is the wall clock.
+	Clock clock.Clock
 }
 
 // Account is a registration account as calls use it: its AOR as From,
@@ -111,10 +114,12 @@ func (cfg *Config) holdDialect(host string) string {
 }
 
 // Observer is told of what the metrics count that no event says: each
-// re-INVITE of ours with its outcome and latency, and each glare retry.
+// re-INVITE of ours with its outcome and latency, each glare retry, and
+// each panic recovered (where: "call").
 type Observer interface {
 	ReinviteDone(op string, status int, latency time.Duration)
 	GlareRetry()
+	Panic(where string)
 }
 
 // SetObserver attaches an Observer.
@@ -130,11 +135,12 @@ func (m *Manager) observe() Observer {
 
 // Manager holds every call and is the entry point of the control API.
 type Manager struct {
-	log  zerolog.Logger
-	cfg  atomic.Pointer[Config]
-	ep   *sip.Endpoint
-	eng  *media.Engine
-	emit EventSink
+	log   zerolog.Logger
+	cfg   atomic.Pointer[Config]
+	sig   Signalling
+	med   Media
+	clock clock.Clock
+	emit  EventSink
 
 	mu    sync.Mutex
 	calls map[string]*Call     // calls up
@@ -150,25 +156,32 @@ type Manager struct {
 	byes     sync.WaitGroup // BYEs in flight, awaited on shutdown
 }
 
-// NewManager creates the call layer. SetEndpoint must be called before use:
-// the endpoint and the manager refer to each other.
-func NewManager(log zerolog.Logger, cfg Config, eng *media.Engine, emit EventSink) *Manager {
+// NewManager creates the call layer on media med (EngineMedia in the
+// daemon). SetSignalling must be called before use: the SIP endpoint and
+// the manager refer to each other.
+func NewManager(log zerolog.Logger, cfg Config, med Media, emit EventSink) *Manager {
 	if cfg.EndedRetention == 0 {
 		cfg.EndedRetention = 60 * time.Second
 	}
-	m := &Manager{log: log, eng: eng, emit: emit, calls: map[string]*Call{}, past: map[string]*CallInfo{}, bridges: map[string]BridgeInfo{}}
+	clk := cfg.Clock
+	if clk == nil {
+		clk = clock.Real{}
+	}
+	m := &Manager{log: log, med: med, clock: clk, emit: emit, calls: map[string]*Call{}, past: map[string]*CallInfo{}, bridges: map[string]BridgeInfo{}}
 	m.cfg.Store(&cfg)
 	return m
 }
 
-// SetEndpoint attaches the SIP endpoint.
-func (m *Manager) SetEndpoint(ep *sip.Endpoint) { m.ep = ep }
+// SetSignalling attaches the SIP layer (*sip.Endpoint in the daemon).
+func (m *Manager) SetSignalling(sig Signalling) { m.sig = sig }
 
-// SetConfig replaces the configuration for calls created from now on.
+// SetConfig replaces the configuration for calls created from now on (the
+// clock stays the one the manager started with).
 func (m *Manager) SetConfig(cfg Config) {
 	if cfg.EndedRetention == 0 {
 		cfg.EndedRetention = 60 * time.Second
 	}
+	cfg.Clock = m.clock
 	m.cfg.Store(&cfg)
 }
 
@@ -196,11 +209,20 @@ func (m *Manager) ended(c *Call) {
 	delete(m.calls, id)
 	m.past[id] = final
 	m.mu.Unlock()
-	time.AfterFunc(m.config().EndedRetention, func() { // holds the id, not the call
+	m.clock.AfterFunc(m.config().EndedRetention, func() { // holds the id, not the call
 		m.mu.Lock()
 		delete(m.past, id)
 		m.mu.Unlock()
 	})
+}
+
+// discard forgets a call that never started (its loop never ran).
+func (m *Manager) discard(c *Call) {
+	c.closeMedia()
+	m.mu.Lock()
+	delete(m.calls, c.id)
+	m.mu.Unlock()
+	m.active.Add(-1)
 }
 
 // call finds a call that is up; for an ended one it returns its snapshot.
@@ -276,7 +298,7 @@ func (m *Manager) Place(ctx context.Context, req PlaceRequest) (CallInfo, error)
 	if target.Scheme == "sips" {
 		transport = "tls" // RFC 3261 §26.2: sips means TLS hop by hop
 	}
-	if !m.ep.SupportsTransport(transport) {
+	if !m.sig.SupportsTransport(transport) {
 		return CallInfo{}, &RequestError{Msg: fmt.Sprintf("to: uad does not listen on transport %q", transport)}
 	}
 	spec := cfg.Media
@@ -291,21 +313,18 @@ func (m *Manager) Place(ctx context.Context, req PlaceRequest) (CallInfo, error)
 		return CallInfo{}, err
 	}
 	if req.Video {
-		if c.offeredVideo, err = m.eng.NewStream(true, spec.Mode == MediaRelay); err != nil {
-			c.closeMedia()
-			m.mu.Lock()
-			delete(m.calls, c.id)
-			m.mu.Unlock()
-			m.active.Add(-1)
+		if c.offeredVideo, err = m.med.NewStream(true, spec.Mode == MediaRelay); err != nil {
+			m.discard(c)
 			return CallInfo{}, ErrNoMediaPorts
 		}
+		c.watchStream(c.offeredVideo)
 	}
 	from := cfg.Identity
 	if account != nil {
 		from = account.AOR
 		c.account = account
 	}
-	c.dlg = m.ep.NewUACDialog(target, from, transport)
+	c.dlg = sip.NewUACDialog(target, from, transport, m.sig.Contact(from.User, transport), m.sig.UserAgent())
 	c.dialect = cfg.holdDialect(target.Host)
 	if account != nil {
 		if account.HoldDialect != "" {
@@ -330,49 +349,55 @@ func (m *Manager) Place(ctx context.Context, req PlaceRequest) (CallInfo, error)
 // HandleInvite takes a new incoming call (sip.Handler).
 func (m *Manager) HandleInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 	cfg := m.config()
-	if m.shutting.Load() {
-		m.ep.Respond(tx, req, 503, "Service Unavailable", nil)
-		return
+	reply := func(code int, reason string, hdrs ...gosip.Header) {
+		_ = m.sig.Respond(tx, sip.NewResponse(req, code, reason, nil, m.sig.UserAgent(), hdrs...))
 	}
-	if cfg.MaxCalls > 0 && m.Active() >= cfg.MaxCalls {
-		m.ep.Respond(tx, req, 503, "Service Unavailable", nil, gosip.NewHeader("Retry-After", "5"))
+	switch {
+	case m.shutting.Load():
+		reply(503, "Service Unavailable")
+		return
+	case req.Contact() == nil:
+		// RFC 3261 §8.1.1.8: without it no request could reach the caller.
+		reply(400, "Bad Request", warning("INVITE has no Contact"))
+		return
+	case cfg.MaxCalls > 0 && m.Active() >= cfg.MaxCalls:
+		reply(503, "Service Unavailable", gosip.NewHeader("Retry-After", "5"))
 		return
 	}
 	if ch := cfg.IncomingAuth; ch != nil && !ch.Check(req) {
-		m.ep.Respond(tx, req, 401, "Unauthorized", nil, ch.Challenge())
+		reply(401, "Unauthorized", ch.Challenge())
 		return
 	}
 	if se, _, ok := parseSessionExpires(headerValue(req, "Session-Expires", "x")); ok && se < MinSessionExpires {
-		m.ep.Respond(tx, req, 422, "Session Interval Too Small", nil, minSEHeader())
+		reply(422, "Session Interval Too Small", minSEHeader())
 		return
 	}
 	var offer *media.RemoteSession
 	if len(req.Body()) > 0 {
 		if ct := req.ContentType(); ct != nil && !strings.EqualFold(strings.TrimSpace(strings.Split(ct.Value(), ";")[0]), "application/sdp") {
-			m.ep.Respond(tx, req, 415, "Unsupported Media Type", nil, gosip.NewHeader("Accept", "application/sdp"))
+			reply(415, "Unsupported Media Type", gosip.NewHeader("Accept", "application/sdp"))
 			return
 		}
 		var err error
 		if offer, err = media.ParseRemote(req.Body()); err != nil {
-			m.ep.Respond(tx, req, 488, "Not Acceptable Here", nil, warning(err.Error()))
+			reply(488, "Not Acceptable Here", warning(err.Error()))
 			return
 		}
-		if a, _ := offer.Stream("audio"); a == nil || a.Disabled() || media.AnswerAudio(a.Formats, cfg.Laws) == nil {
-			m.ep.Respond(tx, req, 488, "Not Acceptable Here", nil, warning("no audio codec in common"))
+		if a, _ := offer.Usable("audio", cfg.Laws); a == nil {
+			reply(488, "Not Acceptable Here", warning("no audio stream uad can take: an RTP/AVP or RTP/AVPF m-line with a codec in common"))
 			return
 		}
 	}
 	c, err := newCall(m, "inbound", cfg.Media)
 	if err != nil {
 		m.log.Warn().Err(err).Str("sip_call_id", req.CallID().Value()).Msg("incoming call refused")
-		m.ep.Respond(tx, req, 503, "Service Unavailable", nil, warning(err.Error()))
+		reply(503, "Service Unavailable", warning(err.Error()))
 		return
 	}
-	dlg, err := m.ep.NewUASDialog(req)
+	dlg, err := sip.NewUASDialog(req, m.sig.Contact("uad", req.Transport()), m.sig.UserAgent())
 	if err != nil {
-		c.closeMedia()
-		m.active.Add(-1)
-		m.ep.Respond(tx, req, 400, "Bad Request", nil, warning(err.Error()))
+		m.discard(c)
+		reply(400, "Bad Request", warning(err.Error()))
 		return
 	}
 	c.dlg = dlg
@@ -383,7 +408,7 @@ func (m *Manager) HandleInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 	c.log = c.log.With().Str("sip_call_id", dlg.CallID).Logger()
 	c.inviteReq, c.inviteTx, c.offer = req, tx, offer
 	c.inviteDone = make(chan struct{})
-	m.ep.Register(dlg.CallID, dlg.LocalTag, c)
+	m.sig.Register(dlg.CallID, dlg.LocalTag, c)
 	// sipgo keeps the transaction, and so this hook, for 64·T1 after the
 	// call: reach the call through a reference that ending clears.
 	ref := new(atomic.Pointer[Call])
@@ -396,7 +421,7 @@ func (m *Manager) HandleInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 	})
 	c.start()
 	if !c.post(c.onIncoming) {
-		m.ep.Respond(tx, req, 503, "Service Unavailable", nil)
+		reply(503, "Service Unavailable")
 		return
 	}
 	// sipgo ends the transaction when this handler returns: hold it until

@@ -1,7 +1,7 @@
 package dialog
 
 import (
-	"context"
+	"errors"
 
 	gosip "github.com/emiago/sipgo/sip"
 
@@ -16,10 +16,7 @@ func (c *Call) sendInvite() { c.sendInviteWith(nil) }
 // sendInviteWith sends the INVITE again (after 422 or with credentials
 // for the challenge in authFrom): same Call-ID and tag, CSeq advanced.
 func (c *Call) sendInviteWith(authFrom *gosip.Response) {
-	if c.inviteCTx != nil {
-		c.inviteCTx.Terminate() // a retry: the old transaction is over
-	}
-	cfg := c.m.config()
+	cfg := c.cfg
 	c.local.Streams = []media.LocalStream{{
 		Kind:      "audio",
 		Proto:     "RTP/AVP",
@@ -35,6 +32,7 @@ func (c *Call) sendInviteWith(authFrom *gosip.Response) {
 	}
 	inv := c.dlg.NewRequest(gosip.INVITE, c.local.Marshal())
 	inv.AppendHeader(gosip.NewHeader("Allow", allowHeader))
+	inv.AppendHeader(gosip.NewHeader("Supported", sip.Supported))
 	for _, h := range c.timerHeadersForRequest() {
 		inv.AppendHeader(h)
 	}
@@ -46,43 +44,19 @@ func (c *Call) sendInviteWith(authFrom *gosip.Response) {
 		}
 	}
 	c.invite = inv
-	tx, err := c.dlg.Send(context.Background(), inv)
-	if err != nil {
-		c.log.Warn().Err(err).Msg("INVITE not sent")
-		c.end(EndError, 0)
-		return
-	}
-	c.inviteCTx = tx
+	c.provisional = false
 	c.log.Info().Str("to", c.dlg.RemoteTarget.String()).Msg("calling")
-	c.waiting++
-	go func() {
-		for {
-			select {
-			case res := <-tx.Responses():
-				final := !res.IsProvisional()
-				c.post(func() {
-					if final {
-						c.waiting--
-					}
-					if c.inviteCTx == tx {
-						c.onInviteResponse(res)
-					}
-				})
-				if final {
-					return // later 2xx retransmissions are ACKed by the transaction hook
-				}
-			case <-tx.Done():
-				err := tx.Err()
-				c.post(func() {
-					c.waiting--
-					if c.inviteCTx == tx {
-						c.onInviteDone(err)
-					}
-				})
-				return
+	c.outq.request(inv, c.onLoop(
+		func(res *gosip.Response) {
+			if c.invite == inv {
+				c.onInviteResponse(res)
 			}
-		}
-	}()
+		},
+		func(err error) {
+			if c.invite == inv {
+				c.onInviteDone(err)
+			}
+		}))
 }
 
 const allowHeader = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"
@@ -106,8 +80,9 @@ func (c *Call) onInviteResponse(res *gosip.Response) {
 			c.emit("call.ringing", map[string]any{"sip_status": res.StatusCode})
 		}
 	case res.IsSuccess():
-		if c.established() {
-			return // a retransmission; the ACK is re-sent by the transaction hook
+		if c.established() || c.inviteAck != nil {
+			c.writeAck(c.inviteAck) // a retransmission: our ACK was lost
+			return
 		}
 		c.onInviteAccepted(res)
 	case (res.StatusCode == 401 || res.StatusCode == 407) && c.account != nil && c.authTries < 2 && !c.ended:
@@ -120,7 +95,7 @@ func (c *Call) onInviteResponse(res *gosip.Response) {
 			c.retried422 = true
 			c.st.interval = max(minSE, MinSessionExpires)
 			c.st.refresher = true
-			c.sendInvite()
+			c.sendInviteWith(nil)
 			return
 		}
 		c.end(EndRejected, 422)
@@ -141,15 +116,14 @@ func (c *Call) onInviteResponse(res *gosip.Response) {
 // retransmission), then take the answer, or hang up if it is unusable.
 func (c *Call) onInviteAccepted(res *gosip.Response) {
 	c.dlg.Established(res)
-	ack := c.dlg.NewAck(c.invite.CSeq().SeqNo, nil)
-	c.writeAck(ack)
-	c.inviteCTx.OnRetransmission(func(*gosip.Response) { c.writeAck(ack) })
+	c.inviteAck = c.dlg.NewAck(c.invite.CSeq().SeqNo, nil)
+	c.writeAck(c.inviteAck)
 	if c.ended {
 		// The 2xx crossed our CANCEL: the dialog exists, so end it with BYE.
 		c.sendBye()
 		return
 	}
-	c.m.ep.Register(c.dlg.CallID, c.dlg.LocalTag, c)
+	c.m.sig.Register(c.dlg.CallID, c.dlg.LocalTag, c)
 	remote, err := media.ParseRemote(res.Body())
 	if err == nil {
 		c.remote = remote
@@ -182,12 +156,11 @@ func (c *Call) onInviteAccepted(res *gosip.Response) {
 
 // negotiateAnswer takes the peer's answer to our offer.
 func (c *Call) negotiateAnswer() error {
-	ls, _ := c.local.Stream("audio")
-	rs, _ := c.remote.Stream("audio")
+	ls, rs := c.audioSlots()
 	if ls == nil || rs == nil || rs.Disabled() {
 		return errNoAudio
 	}
-	p, err := media.NegotiateAudio(ls, rs, rs.Formats, c.m.config().Laws)
+	p, err := media.NegotiateAudio(ls, rs, rs.Formats, c.cfg.Laws)
 	if err != nil {
 		return err
 	}
@@ -196,14 +169,18 @@ func (c *Call) negotiateAnswer() error {
 	return nil
 }
 
+// writeAck sends an ACK; each send gets a copy, as sending adds its Via.
 func (c *Call) writeAck(ack *gosip.Request) {
-	if err := c.dlg.Write(ack.Clone()); err != nil {
-		c.log.Warn().Err(err).Msg("ACK not sent")
-	}
+	c.outq.write(ack.Clone())
 }
 
 func (c *Call) onInviteDone(err error) {
 	if c.ended || c.established() {
+		return
+	}
+	if _, local := errors.AsType[*SendError](err); local {
+		c.log.Warn().Err(err).Msg("INVITE not sent")
+		c.end(EndError, 0)
 		return
 	}
 	// No final response at all: a transaction timeout.
@@ -212,17 +189,4 @@ func (c *Call) onInviteDone(err error) {
 }
 
 // sendCancel cancels our pending INVITE (allowed once a provisional arrived).
-func (c *Call) sendCancel() {
-	tx, err := c.dlg.Cancel(context.Background(), c.invite)
-	if err != nil {
-		c.log.Warn().Err(err).Msg("CANCEL not sent")
-		return
-	}
-	go func() {
-		defer tx.Terminate()
-		select {
-		case <-tx.Responses():
-		case <-tx.Done():
-		}
-	}()
-}
+func (c *Call) sendCancel() { c.outq.cancel(c.invite) }

@@ -1,12 +1,15 @@
 package dialog
 
 import (
-	"context"
+	"errors"
 	"math/rand/v2"
+	"strconv"
+	"strings"
 	"time"
 
 	gosip "github.com/emiago/sipgo/sip"
 
+	"uad/dialog/clock"
 	"uad/media"
 	"uad/sip"
 )
@@ -55,7 +58,7 @@ type reinvite struct {
 	step      string
 	wantHold  bool // stepAudio: the hold state offered
 	tries     int
-	backoff   *time.Timer     // set while waiting to retry after 491
+	backoff   clock.Timer     // set while waiting to retry after 491
 	authFrom  *gosip.Response // a 401/407 the next send answers
 	authTries int
 	sentAt    time.Time // when the current try was sent, for the latency metric
@@ -64,7 +67,7 @@ type reinvite struct {
 
 	prev       []media.LocalStream // our m-lines before the offer
 	prevLegacy bool
-	newVideo   *media.Stream // opened for a stepVideoOn offer
+	newVideo   Stream // opened for a stepVideoOn offer
 }
 
 // procedure is a user operation made of steps, and its API caller.
@@ -103,7 +106,9 @@ func (c *Call) busy(op string) error {
 	return nil
 }
 
-// begin starts a user operation, queued behind a session refresh in flight.
+// begin starts a user operation. It waits while the dialog has an INVITE
+// transaction or an offer in progress (our session refresh, our 2xx whose
+// ACK is still to come): RFC 3261 §14.1 allows one at a time.
 func (c *Call) begin(op string, start func(p *procedure)) (<-chan error, error) {
 	if err := c.busy(op); err != nil {
 		return nil, err
@@ -112,12 +117,33 @@ func (c *Call) begin(op string, start func(p *procedure)) (<-chan error, error) 
 	done := p.done
 	c.proc = p
 	c.info.Pending = &p.op
-	if c.out != nil && c.out.op == opRefresh {
-		c.queued = func() { start(p) } // never race our own refresh
-		return done, nil
-	}
-	start(p)
+	c.whenIdle(func() {
+		if c.proc == p {
+			start(p)
+		}
+	})
 	return done, nil
+}
+
+// idle reports whether the dialog has no INVITE transaction and no offer
+// in progress, either way.
+func (c *Call) idle() bool {
+	return c.out == nil && c.unacked == nil && c.videoReq == nil && !c.ended &&
+		(c.info.Direction != "inbound" || c.answered)
+}
+
+// whenIdle queues f (if any) and runs what waits, in order, while the
+// dialog is idle; a session refresh that fell due meanwhile goes last.
+func (c *Call) whenIdle(f ...func()) {
+	c.onIdle = append(c.onIdle, f...)
+	for c.idle() && len(c.onIdle) > 0 {
+		next := c.onIdle[0]
+		c.onIdle = c.onIdle[1:]
+		next()
+	}
+	if c.idle() && c.st.due {
+		c.refreshSession()
+	}
 }
 
 // succeed ends a procedure well.
@@ -153,6 +179,9 @@ func (c *Call) fail(p *procedure, event string, status int, err error) {
 	if c.ended {
 		return
 	}
+	if _, local := errors.AsType[*SendError](err); local {
+		return // never sent: the session is as it was (RFC 3261 §8.1.3.1)
+	}
 	switch {
 	case status == 481:
 		c.end(EndError, status)
@@ -163,7 +192,7 @@ func (c *Call) fail(p *procedure, event string, status int, err error) {
 			reason = EndError
 		}
 		c.end(reason, status)
-	case p.op == opUnhold && c.m.config().UnholdFailure != UnholdKeep:
+	case p.op == opUnhold && c.cfg.UnholdFailure != UnholdKeep:
 		c.sendBye()
 		c.end(EndError, status)
 	}
@@ -175,7 +204,7 @@ func (c *Call) replaceWaiting() {
 	if c.proc == nil || c.out == nil || c.out.backoff == nil || (c.proc.op != opHold && c.proc.op != opUnhold) {
 		return
 	}
-	c.out.backoff.Stop()
+	stopTimer(c.out.backoff)
 	c.rollback(c.out)
 	c.out = nil
 	c.proc.finish(errReplaced)
@@ -299,43 +328,91 @@ func (c *Call) background(op, step string) {
 	p := &procedure{op: op}
 	c.proc = p
 	c.info.Pending = &p.op
-	c.step(&reinvite{op: op, step: step}, func(status int, err error) {
-		if err != nil {
-			c.fail(p, "", status, err)
+	c.whenIdle(func() {
+		if c.proc != p {
 			return
 		}
-		c.succeed(p, "")
+		c.step(&reinvite{op: op, step: step}, func(status int, err error) {
+			if err != nil {
+				c.fail(p, "", status, err)
+				return
+			}
+			c.succeed(p, "")
+		})
 	})
 }
 
 // refreshSession re-offers the session unchanged, keeping the hold state
-// exactly (RFC 6337 §5.3). A user's change in flight refreshes the session
-// itself, so the refresh never races it.
+// exactly (RFC 6337 §5.3). It waits while anything else is in progress: a
+// user's re-INVITE refreshes the session itself. RFC 4028 §10: only a 408,
+// a 481 or no answer end the session; 422 is retried with the peer's
+// Min-SE; other refusals are retried until the session would expire.
 func (c *Call) refreshSession() {
 	if c.ended {
 		return
 	}
-	if c.out != nil || c.unacked != nil || c.videoReq != nil {
-		c.st.timer = c.after(2*time.Second, c.refreshSession)
+	c.st.due = true
+	if !c.idle() {
 		return
 	}
+	c.st.due = false
 	c.step(&reinvite{op: opRefresh, step: stepAudio, wantHold: c.localHold}, func(status int, err error) {
-		if err != nil {
-			// A session that cannot be refreshed is over (RFC 4028 §10).
-			c.log.Warn().Int("status", status).Err(err).Msg("session refresh failed: hanging up")
-			if !c.ended {
-				if status != 481 {
-					c.sendBye()
-				}
-				c.end(EndError, status)
-			}
+		if err == nil || c.ended {
 			return
 		}
-		if q := c.queued; q != nil {
-			c.queued = nil
-			q()
+		_, local := errors.AsType[*SendError](err)
+		switch {
+		case !local && (status == 481 || status == 408 || errors.Is(err, ErrNoAnswer)):
+			c.log.Warn().Int("status", status).Err(err).Msg("session refresh failed: hanging up")
+			if status != 481 {
+				c.sendBye()
+			}
+			reason := EndTimeout
+			if status == 481 {
+				reason = EndError
+			}
+			c.end(reason, status)
+		case status == 422 && c.st.tries422 < 2:
+			// Asked for at least Min-SE: ask again at once with it (RFC 4028 §7.4).
+			if minSE, _, ok := parseSessionExpires(c.st.lastMinSE); ok && minSE > c.st.interval {
+				c.st.tries422++
+				c.st.interval = minSE
+				c.refreshSession()
+				return
+			}
+			c.retryRefresh(0)
+		default:
+			c.retryRefresh(c.st.retryAfter)
 		}
 	})
+}
+
+// retryRefresh tries the refresh again after wait (a default when 0),
+// unless the session would be over by then: its expiry timer ends it.
+func (c *Call) retryRefresh(wait time.Duration) {
+	c.st.retryAfter = 0
+	if wait <= 0 {
+		wait = min(max(c.st.interval/16, 2*time.Second), 30*time.Second)
+	}
+	if c.clock.Now().Add(wait).After(c.st.deadline) {
+		c.log.Warn().Msg("session refresh failed; the session ends when it expires")
+		return
+	}
+	c.log.Info().Dur("retry_in", wait).Msg("session refresh refused: trying again")
+	stopTimer(c.st.timer)
+	c.st.timer = c.after(wait, c.refreshSession)
+}
+
+// noteRefusal keeps what a refused session refresh says for its retry:
+// Min-SE of a 422, Retry-After of others.
+func (c *Call) noteRefusal(r *reinvite, res *gosip.Response) {
+	if r.op != opRefresh {
+		return
+	}
+	c.st.lastMinSE = headerValue(res, "Min-SE")
+	if secs, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(headerValue(res, "Retry-After"), ";", 2)[0])); err == nil && secs >= 0 {
+		c.st.retryAfter = time.Duration(secs) * time.Second
+	}
 }
 
 // offerDirection is the audio direction we offer for a hold state (RFC
@@ -361,8 +438,12 @@ func (c *Call) rollback(r *reinvite) {
 }
 
 // step sends one offer; then gets its outcome once the peer answered.
+// What waited for the dialog to be free goes on after it.
 func (c *Call) step(r *reinvite, then func(status int, err error)) {
-	r.then = then
+	r.then = func(status int, err error) {
+		then(status, err)
+		c.whenIdle()
+	}
 	c.out = r
 	c.sendReinvite(r)
 }
@@ -376,20 +457,21 @@ func (c *Call) prepareOffer(r *reinvite) error {
 	if r.step == stepAudio {
 		hold = r.wantHold
 	}
-	if a, ai := c.local.Stream("audio"); a != nil {
+	if a, ai := c.local.Active("audio"); a != nil {
 		streams[ai].Direction = c.offerDirection(hold)
 	}
 	_, vi := c.local.Stream("video")
 	switch r.step {
 	case stepVideoOff:
-		if vi >= 0 {
-			streams[vi].Port = 0 // the m-line stays, with its formats (RFC 3264 §8.2)
+		if _, open := c.local.Active("video"); open >= 0 {
+			streams[open].Port = 0 // the m-line stays, with its formats (RFC 3264 §8.2)
 		}
 	case stepVideoOn:
-		stream, err := c.m.eng.NewStream(true, c.spec.Mode == MediaRelay)
+		stream, err := c.m.med.NewStream(true, c.spec.Mode == MediaRelay)
 		if err != nil {
 			return ErrNoMediaPorts
 		}
+		c.watchStream(stream)
 		r.newVideo = stream
 		slot := media.LocalStream{Kind: "video", Proto: "RTP/AVP", Port: int(stream.LocalAddr().Port()),
 			Formats: media.VideoFormats(), Direction: media.SendRecv}
@@ -415,6 +497,7 @@ func (c *Call) sendReinvite(r *reinvite) {
 	}
 	r.req = c.dlg.NewRequest(gosip.INVITE, c.local.Marshal())
 	r.req.AppendHeader(gosip.NewHeader("Allow", allowHeader))
+	r.req.AppendHeader(gosip.NewHeader("Supported", sip.Supported))
 	for _, h := range c.timerHeadersForRequest() {
 		r.req.AppendHeader(h)
 	}
@@ -424,59 +507,41 @@ func (c *Call) sendReinvite(r *reinvite) {
 		}
 		r.authFrom = nil
 	}
-	r.sentAt = time.Now()
-	tx, err := c.dlg.Send(context.Background(), r.req)
-	if err != nil {
-		c.rollback(r)
-		c.out = nil
-		r.then(0, err)
-		return
-	}
-	c.waiting++
-	go func() {
-		// Until the final response: after it, the transaction lives on for
-		// 64·T1 only to re-send our ACK (OnRetransmission), which needs no
-		// goroutine of ours.
-		for {
-			select {
-			case res := <-tx.Responses():
-				if res.IsProvisional() {
-					continue
-				}
-				c.post(func() { c.waiting--; c.onReinviteResponse(r, tx, res) })
-				return
-			case <-tx.Done():
-				err := tx.Err()
-				c.post(func() { c.waiting--; c.onReinviteDone(r, err) })
-				return
-			}
-		}
-	}()
+	r.sentAt = c.clock.Now()
+	req := r.req
+	c.outq.request(req, c.onLoop(
+		func(res *gosip.Response) { c.onReinviteResponse(r, req, res) },
+		func(err error) { c.onReinviteDone(r, req, err) }))
 }
 
-func (c *Call) onReinviteResponse(r *reinvite, tx gosip.ClientTransaction, res *gosip.Response) {
-	if o := c.m.observe(); o != nil {
-		o.ReinviteDone(r.op, res.StatusCode, time.Since(r.sentAt))
-	}
-	if c.out != r || c.ended {
-		if res.IsSuccess() && !c.ended {
-			c.writeAck(c.dlg.NewAck(r.req.CSeq().SeqNo, nil))
-		}
-		if c.out != r && r.newVideo != nil {
-			r.newVideo.Close()
-		}
+func (c *Call) onReinviteResponse(r *reinvite, req *gosip.Request, res *gosip.Response) {
+	if res.IsProvisional() {
 		return
+	}
+	current := c.out == r && r.req == req && !c.ended
+	if res.IsSuccess() {
+		// Every 2xx is ACKed, a retransmission or one that arrives after
+		// the call moved on too (RFC 3261 §13.2.2.4), at the target it sets.
+		c.dlg.RefreshTarget(res)
+		c.writeAck(c.dlg.NewAck(req.CSeq().SeqNo, nil))
+		if !current {
+			if r.newVideo != nil && c.out != r {
+				r.newVideo.Close()
+				r.newVideo = nil
+			}
+			return
+		}
+	} else if !current {
+		return
+	}
+	if o := c.m.observe(); o != nil {
+		o.ReinviteDone(r.op, res.StatusCode, c.clock.Now().Sub(r.sentAt))
 	}
 	switch {
 	case res.IsSuccess():
-		ack := c.dlg.NewAck(r.req.CSeq().SeqNo, nil)
-		c.writeAck(ack)
-		tx.OnRetransmission(func(*gosip.Response) { c.writeAck(ack) })
-		if ct := res.Contact(); ct != nil {
-			c.dlg.RemoteTarget = ct.Address
-		}
 		c.out = nil
-		if err := c.takeAnswer(r, res); err != nil {
+		report, err := c.takeAnswer(r, res)
+		if err != nil {
 			// The peer agreed to something we cannot use: the sessions now
 			// disagree, so end the call rather than lie about its state.
 			c.log.Warn().Err(err).Msg("unusable answer to our re-INVITE: hanging up")
@@ -487,6 +552,9 @@ func (c *Call) onReinviteResponse(r *reinvite, tx gosip.ClientTransaction, res *
 		}
 		c.takeResponseTimer(res)
 		r.then(200, nil)
+		if report != nil && !c.ended {
+			report()
+		}
 	case (res.StatusCode == 401 || res.StatusCode == 407) && c.account != nil && r.authTries < 2:
 		// A registrar or proxy may challenge a re-INVITE too.
 		c.rollback(r)
@@ -499,21 +567,24 @@ func (c *Call) onReinviteResponse(r *reinvite, tx gosip.ClientTransaction, res *
 	default:
 		c.rollback(r)
 		c.out = nil
+		c.noteRefusal(r, res)
 		r.then(res.StatusCode, &SIPError{Status: res.StatusCode, Reason: res.Reason})
 	}
 }
 
-// takeAnswer applies the answer to one of our offers.
-func (c *Call) takeAnswer(r *reinvite, res *gosip.Response) error {
+// takeAnswer applies the answer to one of our offers. It returns what
+// reports the outcome of a video offer, for after the operation is done,
+// so that the event and the call's state agree.
+func (c *Call) takeAnswer(r *reinvite, res *gosip.Response) (report func(), err error) {
 	remote, err := media.ParseRemote(res.Body())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	prevRemote := c.remote
 	c.remote = remote
 	if err := c.negotiateAnswer(); err != nil {
 		c.remote = prevRemote
-		return err
+		return nil, err
 	}
 	if r.step == stepAudio {
 		c.localHold = r.wantHold
@@ -525,20 +596,20 @@ func (c *Call) takeAnswer(r *reinvite, res *gosip.Response) error {
 	case stepVideoOn:
 		stream := r.newVideo
 		r.newVideo = nil
+		report = func() {
+			c.emit("video.opened", nil)
+			c.requestKeyFrame()
+		}
 		if !c.openVideo(stream) {
 			stream.Close()
-			if ls, _ := c.local.Stream("video"); ls != nil {
-				ls.Port = 0
+			if _, vi := c.local.Stream("video"); vi >= 0 {
+				c.local.Streams[vi].Port = 0
 			}
-			c.emit("video.rejected", nil)
+			report = func() { c.emit("video.rejected", nil) }
 		}
 	}
 	c.applyMedia()
-	if r.step == stepVideoOn && c.video != nil {
-		c.emit("video.opened", nil)
-		c.requestKeyFrame()
-	}
-	return nil
+	return report, nil
 }
 
 // glareRetry waits 2.1–4 s when we created the Call-ID, else 0–2 s (RFC 3261 §14.1).
@@ -560,12 +631,17 @@ func (c *Call) glareRetry(r *reinvite) {
 	})
 }
 
-func (c *Call) onReinviteDone(r *reinvite, err error) {
-	if c.out != r || c.ended || r.backoff != nil {
+func (c *Call) onReinviteDone(r *reinvite, req *gosip.Request, err error) {
+	if c.out != r || r.req != req || c.ended || r.backoff != nil {
 		return
 	}
 	c.rollback(r)
 	c.out = nil
+	if se, local := errors.AsType[*SendError](err); local {
+		c.log.Warn().Err(err).Str("op", r.op).Msg("re-INVITE not sent")
+		r.then(503, se)
+		return
+	}
 	c.log.Info().Err(err).Str("op", r.op).Msg("re-INVITE got no final response")
 	r.then(408, ErrNoAnswer)
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	gosip "github.com/emiago/sipgo/sip"
+
+	"uad/dialog/clock"
 )
 
 // MinSessionExpires is the smallest session interval uad accepts (RFC 4028 §5).
@@ -18,7 +20,20 @@ const MinSessionExpires = 90 * time.Second
 type sessionTimer struct {
 	interval  time.Duration // 0 = no session timer
 	refresher bool          // this side sends the refreshes
-	timer     *time.Timer
+	timer     clock.Timer   // the next refresh (or its retry) when we refresh
+	expiry    clock.Timer   // the end of a session nobody refreshed
+	deadline  time.Time     // when expiry fires
+	due       bool          // a refresh waits for the dialog to be free
+	// What a refused refresh said, for its retry.
+	lastMinSE  string
+	retryAfter time.Duration
+	tries422   int // refreshes re-sent at once after 422
+}
+
+func (st *sessionTimer) stop() {
+	stopTimer(st.timer)
+	stopTimer(st.expiry)
+	st.timer, st.expiry = nil, nil
 }
 
 // parseSessionExpires reads "delta-seconds[;refresher=uac|uas]".
@@ -74,7 +89,7 @@ func (c *Call) tooBrief(req *gosip.Request, tx gosip.ServerTransaction) bool {
 	if !ok || se >= MinSessionExpires {
 		return false
 	}
-	c.dlg.Respond(tx, req, 422, "Session Interval Too Small", nil, minSEHeader())
+	c.respond(tx, req, 422, "Session Interval Too Small", nil, minSEHeader())
 	return true
 }
 
@@ -86,7 +101,7 @@ func minSEHeader() gosip.Header {
 func (c *Call) timerHeadersForRequest() []gosip.Header {
 	interval := c.st.interval
 	if interval == 0 {
-		interval = c.m.config().SessionExpires
+		interval = c.cfg.SessionExpires
 	}
 	if interval == 0 {
 		return nil
@@ -105,11 +120,11 @@ func (c *Call) takeRequestTimer(req *gosip.Request) []gosip.Header {
 	se, refresher, ok := parseSessionExpires(headerValue(req, "Session-Expires", "x"))
 	uacTimer := supportsTimer(req)
 	if !ok {
-		if c.m.config().SessionExpires == 0 {
+		if c.cfg.SessionExpires == 0 {
 			return nil
 		}
 		// The peer did not ask: we still keep the session alive ourselves.
-		se, refresher = c.m.config().SessionExpires, "uas"
+		se, refresher = c.cfg.SessionExpires, "uas"
 		if uacTimer {
 			refresher = "uac"
 		}
@@ -138,7 +153,7 @@ func (c *Call) takeResponseTimer(res *gosip.Response) {
 	se, refresher, ok := parseSessionExpires(headerValue(res, "Session-Expires", "x"))
 	if !ok {
 		// The peer does not do session timers: refresh alone (RFC 4028 §7.2).
-		se, refresher = c.m.config().SessionExpires, "uac"
+		se, refresher = c.cfg.SessionExpires, "uac"
 		if c.st.interval != 0 {
 			se = c.st.interval
 		}
@@ -151,27 +166,29 @@ func (c *Call) takeResponseTimer(res *gosip.Response) {
 	c.armSessionTimer()
 }
 
-// armSessionTimer (re)starts the timer after a refresh: the refresher
-// refreshes at half the interval; the other side gives up when the
-// interval is about to end (RFC 4028 §10).
+// armSessionTimer (re)starts the timers after a refresh: the refresher
+// refreshes at half the interval; a session nobody refreshed ends the
+// smaller of 32 s and a third of the interval before it expires (RFC 4028
+// §10), whichever side we are.
 func (c *Call) armSessionTimer() {
-	if c.st.timer != nil {
-		c.st.timer.Stop()
-		c.st.timer = nil
-	}
+	c.st.stop()
+	c.st.due, c.st.tries422 = false, 0
 	if c.st.interval == 0 || c.ended {
 		return
 	}
 	if c.st.refresher {
 		c.st.timer = c.after(c.st.interval/2, c.refreshSession)
+	}
+	left := c.st.interval - min(32*time.Second, c.st.interval/3)
+	c.st.deadline = c.clock.Now().Add(left)
+	c.st.expiry = c.after(left, c.sessionExpired)
+}
+
+func (c *Call) sessionExpired() {
+	if c.ended {
 		return
 	}
-	c.st.timer = c.after(c.st.interval-min(32*time.Second, c.st.interval/3), func() {
-		if c.ended {
-			return
-		}
-		c.log.Warn().Dur("interval", c.st.interval).Msg("session not refreshed by the peer: hanging up")
-		c.sendBye()
-		c.end(EndTimeout, 0)
-	})
+	c.log.Warn().Dur("interval", c.st.interval).Msg("session not refreshed: hanging up")
+	c.sendBye()
+	c.end(EndTimeout, 0)
 }

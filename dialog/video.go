@@ -2,10 +2,10 @@ package dialog
 
 import (
 	"net/netip"
-	"time"
 
 	gosip "github.com/emiago/sipgo/sip"
 
+	"uad/dialog/clock"
 	"uad/media"
 )
 
@@ -27,9 +27,9 @@ func (c *Call) videoRelay() netip.AddrPort {
 
 // openVideo takes the peer's answer (or offer) for the video slot into a
 // stream; false when the peer declined video or shares no codec with us.
-func (c *Call) openVideo(stream *media.Stream) bool {
-	ls, vi := c.local.Stream("video")
-	if ls == nil || ls.Port == 0 || c.remote == nil || vi >= len(c.remote.Streams) {
+func (c *Call) openVideo(stream Stream) bool {
+	ls, vi := c.local.Active("video")
+	if ls == nil || c.remote == nil || vi >= len(c.remote.Streams) {
 		return false
 	}
 	rs := &c.remote.Streams[vi]
@@ -64,7 +64,7 @@ func (c *Call) applyVideo() {
 		c.info.Video = nil
 		return
 	}
-	ls, vi := c.local.Stream("video")
+	ls, vi := c.local.Active("video")
 	if ls == nil || vi >= len(c.remote.Streams) {
 		return
 	}
@@ -80,14 +80,14 @@ func (c *Call) applyVideo() {
 		Send:     c.videoAgreed.Sends(),
 		Accept:   c.videoAgreed.Receives(),
 		Relay:    c.videoRelay(),
-		Latching: c.m.config().RTPLatching,
+		Latching: c.cfg.RTPLatching,
 	})
 	codec, pt := c.videoParams.Codec(ls)
 	info := &StreamInfo{
 		Direction:   string(c.videoAgreed),
 		Codec:       codec,
 		PayloadType: pt,
-		LocalRTP:    netip.AddrPortFrom(c.m.config().MediaAddr, c.video.LocalAddr().Port()).String(),
+		LocalRTP:    netip.AddrPortFrom(c.cfg.MediaAddr, c.video.LocalAddr().Port()).String(),
 	}
 	if c.videoParams.Remote.IsValid() {
 		info.RemoteRTP = c.videoParams.Remote.String()
@@ -112,22 +112,14 @@ func (c *Call) requestKeyFrame() {
 // videoRequest is a peer's offer that adds video, held unanswered until
 // the user replies (POST /v1/calls/{id}/video/reply) or the wait runs out.
 type videoRequest struct {
-	req     *gosip.Request
-	tx      gosip.ServerTransaction
-	offer   *media.RemoteSession
-	handled chan struct{} // closed once answered: releases sipgo's handler
-	timer   *time.Timer
+	in    incoming
+	offer *media.RemoteSession
+	timer clock.Timer
 }
 
 func (v *videoRequest) stop() {
-	if v.timer != nil {
-		v.timer.Stop()
-	}
-	select {
-	case <-v.handled:
-	default:
-		close(v.handled)
-	}
+	stopTimer(v.timer)
+	v.in.done()
 }
 
 // addsVideo reports whether an offer turns video on in a slot where the
@@ -148,14 +140,14 @@ func (c *Call) addsVideo(offer *media.RemoteSession) bool {
 }
 
 // askVideo holds an add-video offer for the user's reply.
-func (c *Call) askVideo(req *gosip.Request, tx gosip.ServerTransaction, offer *media.RemoteSession, handled chan struct{}) {
-	v := &videoRequest{req: req, tx: tx, offer: offer, handled: handled}
+func (c *Call) askVideo(in incoming, offer *media.RemoteSession) {
+	v := &videoRequest{in: in, offer: offer}
 	c.videoReq = v
 	op := opVideoReq
 	c.info.Pending = &op
-	cfg := c.m.config()
+	cfg := c.cfg
 	ref := c.self
-	tx.OnCancel(func(*gosip.Request) {
+	in.tx.OnCancel(func(*gosip.Request) {
 		if c := ref.Load(); c != nil {
 			c.post(func() { c.withdrawVideo(v) })
 		}
@@ -178,6 +170,7 @@ func (c *Call) withdrawVideo(v *videoRequest) {
 	c.info.Pending = nil
 	v.stop()
 	c.emit("video.withdrawn", nil)
+	c.whenIdle()
 }
 
 // replyVideo answers the pending add-video offer (the API's reply).
@@ -196,15 +189,17 @@ func (c *Call) replyVideo(accept bool) error {
 func (c *Call) answerVideo(v *videoRequest, accept bool) {
 	c.videoReq = nil
 	c.info.Pending = nil
+	defer c.whenIdle()
 	defer v.stop()
-	var stream *media.Stream
+	var stream Stream
 	if accept {
-		s, err := c.m.eng.NewStream(true, c.spec.Mode == MediaRelay)
+		s, err := c.m.med.NewStream(true, c.spec.Mode == MediaRelay)
 		if err != nil {
 			c.log.Warn().Err(err).Msg("no ports for video: declining it")
 		} else {
+			c.watchStream(s)
 			stream = s
 		}
 	}
-	c.answerOffer(v.req, v.tx, v.offer, stream)
+	c.answerOffer(v.in.req, v.in.tx, v.offer, stream)
 }

@@ -1,7 +1,6 @@
 package sip
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -10,32 +9,33 @@ import (
 	gosip "github.com/emiago/sipgo/sip"
 )
 
-// Dialog is the RFC 3261 §12 state of one SIP dialog, for either role. It is
-// owned by one goroutine (the call's loop): it has no locks.
+// Dialog is the RFC 3261 §12 state of one SIP dialog, for either role, and
+// the requests and responses built from it. It sends nothing itself and
+// has no locks: it is owned by one goroutine (the call's loop), which hands
+// what it builds to the transport.
 type Dialog struct {
-	ep *Endpoint
-
 	CallID    string
 	LocalTag  string
 	RemoteTag string
 	Local     gosip.Uri // our From (UAC) or To (UAS) address
 	Remote    gosip.Uri
-	// RemoteTarget is the peer's Contact, refreshed by target-refresh requests.
+	// RemoteTarget is the peer's Contact, refreshed by target-refresh
+	// requests and their 2xx responses (RFC 3261 §12.2).
 	RemoteTarget gosip.Uri
 	// RouteSet is frozen when the dialog is established.
 	RouteSet  []gosip.Uri
 	LocalSeq  uint32
 	RemoteSeq uint32
-	Transport string // "UDP" or "TCP"
-	User      string // user part of our Contact
+	Transport string    // "UDP", "TCP" or "TLS"
+	Contact   gosip.Uri // ours, in requests and in responses that establish or refresh
+	UserAgent string    // User-Agent of requests, Server of responses; "" = none
 }
 
 // NewUACDialog starts the dialog of an outgoing call to target.
-func (e *Endpoint) NewUACDialog(target, from gosip.Uri, transport string) *Dialog {
+func NewUACDialog(target, from gosip.Uri, transport string, contact gosip.Uri, userAgent string) *Dialog {
 	to := target
 	to.UriParams, to.Headers = nil, nil
 	return &Dialog{
-		ep:           e,
 		CallID:       randomID(24),
 		LocalTag:     gosip.GenerateTagN(16),
 		Local:        from,
@@ -43,29 +43,34 @@ func (e *Endpoint) NewUACDialog(target, from gosip.Uri, transport string) *Dialo
 		RemoteTarget: target,
 		LocalSeq:     rand.Uint32N(1 << 15),
 		Transport:    strings.ToUpper(transport),
-		User:         from.User,
+		Contact:      contact,
+		UserAgent:    userAgent,
 	}
 }
 
-// NewUASDialog builds the dialog an incoming INVITE asks for, with a new local tag.
-func (e *Endpoint) NewUASDialog(inv *gosip.Request) (*Dialog, error) {
-	from, to, contact := inv.From(), inv.To(), inv.Contact()
-	if contact == nil {
-		return nil, fmt.Errorf("INVITE has no Contact")
+// ErrNoContact refuses an INVITE without Contact (RFC 3261 §8.1.1.8).
+var ErrNoContact = fmt.Errorf("INVITE has no Contact")
+
+// NewUASDialog builds the dialog an incoming INVITE asks for, with a new
+// local tag; contact is ours for the INVITE's transport.
+func NewUASDialog(inv *gosip.Request, contact gosip.Uri, userAgent string) (*Dialog, error) {
+	from, to, peer := inv.From(), inv.To(), inv.Contact()
+	if peer == nil {
+		return nil, ErrNoContact
 	}
 	remoteTag, _ := from.Params.Get("tag")
 	d := &Dialog{
-		ep:           e,
 		CallID:       inv.CallID().Value(),
 		LocalTag:     gosip.GenerateTagN(16),
 		RemoteTag:    remoteTag,
 		Local:        to.Address,
 		Remote:       from.Address,
-		RemoteTarget: contact.Address,
+		RemoteTarget: peer.Address,
 		RemoteSeq:    inv.CSeq().SeqNo,
 		LocalSeq:     rand.Uint32N(1 << 15),
 		Transport:    strings.ToUpper(inv.Transport()),
-		User:         "uad",
+		Contact:      contact,
+		UserAgent:    userAgent,
 	}
 	for _, rr := range inv.GetHeaders("Record-Route") {
 		d.RouteSet = append(d.RouteSet, parseRoutes(rr.Value())...)
@@ -79,9 +84,7 @@ func (d *Dialog) Established(res *gosip.Response) {
 	if tag, ok := res.To().Params.Get("tag"); ok {
 		d.RemoteTag = tag
 	}
-	if c := res.Contact(); c != nil {
-		d.RemoteTarget = c.Address
-	}
+	d.RefreshTarget(res)
 	var routes []gosip.Uri
 	for _, rr := range res.GetHeaders("Record-Route") {
 		routes = append(routes, parseRoutes(rr.Value())...)
@@ -92,9 +95,10 @@ func (d *Dialog) Established(res *gosip.Response) {
 	d.RouteSet = routes
 }
 
-// RefreshTarget follows a peer's new Contact from a target-refresh request.
-func (d *Dialog) RefreshTarget(req *gosip.Request) {
-	if c := req.Contact(); c != nil {
+// RefreshTarget follows the peer's new Contact from a target-refresh
+// request or its 2xx (RFC 3261 §12.2.1.2, §12.2.2).
+func (d *Dialog) RefreshTarget(m interface{ Contact() *gosip.ContactHeader }) {
+	if c := m.Contact(); c != nil {
 		d.RemoteTarget = c.Address
 	}
 }
@@ -147,7 +151,8 @@ func (d *Dialog) NewRequest(method gosip.RequestMethod, body []byte) *gosip.Requ
 	return d.newRequestSeq(method, seq, body)
 }
 
-// NewAck builds the ACK for a 2xx to the INVITE with CSeq seq.
+// NewAck builds the ACK for a 2xx to the INVITE with CSeq seq; it goes to
+// the remote target as it is now, after the 2xx refreshed it.
 func (d *Dialog) NewAck(seq uint32, body []byte) *gosip.Request {
 	return d.newRequestSeq(gosip.ACK, seq, body)
 }
@@ -171,10 +176,10 @@ func (d *Dialog) newRequestSeq(method gosip.RequestMethod, seq uint32, body []by
 		req.AppendHeader(&gosip.RouteHeader{Address: r})
 	}
 	if method != gosip.ACK && method != gosip.CANCEL && method != gosip.BYE {
-		req.AppendHeader(&gosip.ContactHeader{Address: d.ep.Contact(d.User, d.Transport)})
+		req.AppendHeader(&gosip.ContactHeader{Address: d.Contact})
 	}
-	if d.ep.cfg.UserAgent != "" {
-		req.AppendHeader(gosip.NewHeader("User-Agent", d.ep.cfg.UserAgent))
+	if d.UserAgent != "" {
+		req.AppendHeader(gosip.NewHeader("User-Agent", d.UserAgent))
 	}
 	if body != nil {
 		req.AppendHeader(gosip.NewHeader("Content-Type", "application/sdp"))
@@ -182,8 +187,7 @@ func (d *Dialog) newRequestSeq(method gosip.RequestMethod, seq uint32, body []by
 	req.SetBody(body)
 	req.SetTransport(d.Transport)
 	if len(d.RouteSet) > 0 {
-		r := d.RouteSet[0]
-		req.SetDestination(hostPort(r))
+		req.SetDestination(hostPort(d.RouteSet[0]))
 	}
 	return req
 }
@@ -196,21 +200,13 @@ func hostPort(u gosip.Uri) string {
 	return net.JoinHostPort(u.Host, fmt.Sprint(port))
 }
 
-// Send starts a client transaction for an in-dialog (or initial) request.
-func (d *Dialog) Send(ctx context.Context, req *gosip.Request) (gosip.ClientTransaction, error) {
-	return d.ep.cli.TransactionRequest(ctx, req, d.ep.prepare)
-}
-
-// Write sends a request without a transaction (ACK to a 2xx).
-func (d *Dialog) Write(req *gosip.Request) error {
-	return d.ep.cli.WriteRequest(req, d.ep.prepare)
-}
-
-// Cancel sends a CANCEL for a pending INVITE (RFC 3261 §9.1): same
-// Request-URI, Call-ID, From, To, CSeq number, Route and top Via.
-func (d *Dialog) Cancel(ctx context.Context, inv *gosip.Request) (gosip.ClientTransaction, error) {
+// NewCancel builds the CANCEL of a pending INVITE we sent (RFC 3261 §9.1):
+// same Request-URI, Call-ID, From, To, CSeq number, Route and top Via.
+func NewCancel(inv *gosip.Request) *gosip.Request {
 	req := gosip.NewRequest(gosip.CANCEL, inv.Recipient)
-	req.AppendHeader(gosip.HeaderClone(inv.Via()))
+	if via := inv.Via(); via != nil {
+		req.AppendHeader(gosip.HeaderClone(via))
+	}
 	gosip.CopyHeaders("Route", inv, req)
 	req.AppendHeader(gosip.HeaderClone(inv.From()))
 	req.AppendHeader(gosip.HeaderClone(inv.To()))
@@ -222,23 +218,12 @@ func (d *Dialog) Cancel(ctx context.Context, inv *gosip.Request) (gosip.ClientTr
 	req.SetTransport(inv.Transport())
 	req.SetDestination(inv.Destination())
 	req.Laddr = inv.Laddr
-	return d.ep.cli.TransactionRequest(ctx, req, keepVia)
+	return req
 }
 
-// Respond answers a request of this dialog. Responses that can establish
-// or confirm the dialog carry our tag and Contact.
-func (d *Dialog) Respond(tx gosip.ServerTransaction, req *gosip.Request, code int, reason string, body []byte, hdrs ...gosip.Header) *gosip.Response {
-	res := buildResponse(d, req, code, reason, body)
-	for _, h := range hdrs {
-		res.AppendHeader(h)
-	}
-	if err := tx.Respond(res); err != nil {
-		d.ep.log.Debug().Err(err).Int("status", code).Str("call_id", d.CallID).Msg("sip respond failed")
-	}
-	return res
-}
-
-func buildResponse(d *Dialog, req *gosip.Request, code int, reason string, body []byte) *gosip.Response {
+// Response builds a response to a request of this dialog. Responses that
+// can establish or refresh the dialog carry our tag and Contact.
+func (d *Dialog) Response(req *gosip.Request, code int, reason string, body []byte, hdrs ...gosip.Header) *gosip.Response {
 	res := gosip.NewResponseFromRequest(req, code, reason, body)
 	// sipgo gives every response without a To tag a random one: ours must
 	// be the dialog's, the same on every response (RFC 3261 §8.2.6.2).
@@ -246,22 +231,22 @@ func buildResponse(d *Dialog, req *gosip.Request, code int, reason string, body 
 		res.To().Params.Add("tag", d.LocalTag)
 	}
 	if req.IsInvite() && code > 100 && code < 300 || req.Method == gosip.UPDATE && code < 300 {
-		res.AppendHeader(&gosip.ContactHeader{Address: d.ep.Contact(d.User, d.Transport)})
+		res.AppendHeader(&gosip.ContactHeader{Address: d.Contact})
 	}
 	if body != nil {
 		res.AppendHeader(gosip.NewHeader("Content-Type", "application/sdp"))
 	}
-	if d.ep.cfg.UserAgent != "" {
-		res.AppendHeader(gosip.NewHeader("Server", d.ep.cfg.UserAgent))
+	if d.UserAgent != "" {
+		res.AppendHeader(gosip.NewHeader("Server", d.UserAgent))
 	}
 	if req.IsInvite() && code >= 200 && code < 300 {
 		res.AppendHeader(gosip.NewHeader("Allow", Allowed))
 	}
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
 	return res
 }
-
-// Retransmit sends a 2xx again (see Endpoint.Retransmit).
-func (d *Dialog) Retransmit(res *gosip.Response) error { return d.ep.Retransmit(res) }
 
 // Reliable reports whether the dialog runs over a reliable transport.
 func (d *Dialog) Reliable() bool { return gosip.IsReliable(d.Transport) }

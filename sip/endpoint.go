@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,7 +45,20 @@ type Config struct {
 	// its peers (ClientTLS; nil = verify against the system roots).
 	ServerTLS *tls.Config
 	ClientTLS *tls.Config
+	// Recovered is told of each panic recovered while handling a request;
+	// nil = nobody counts them.
+	Recovered func(where string)
 }
+
+// largeRequest is the size above which a request goes over a
+// congestion-controlled transport when one is at hand (RFC 3261 §18.1.1).
+const largeRequest = 1300
+
+// maxDatagram is the largest UDP payload; sipgo refuses UDP writes over its
+// UDPMTUSize less 200 bytes, so it is raised to let every SIP message of a
+// UDP dialog go out (responses always take the request's transport,
+// RFC 3261 §18.2.2).
+const maxDatagram = 65507
 
 // Handler takes out-of-dialog INVITEs (new calls).
 type Handler interface {
@@ -72,21 +86,36 @@ type Endpoint struct {
 	mu      sync.RWMutex
 	dialogs map[string]DialogOwner
 
-	ready    atomic.Int32 // listeners up
+	ready    atomic.Int32 // listeners serving
 	draining atomic.Bool
+	closers  []func() error // the listening sockets, in Serve's order
+	stopped  chan Listener  // a listener that stopped serving (tests watch it)
 }
 
 // T1 is the RTT estimate all SIP timers derive from.
 func (e *Endpoint) T1() time.Duration { return e.cfg.T1 }
+
+var sipgoGlobals sync.Once
 
 // NewEndpoint builds the user agent; Serve starts listening.
 func NewEndpoint(log zerolog.Logger, cfg Config, h Handler) (*Endpoint, error) {
 	if cfg.T1 <= 0 {
 		cfg.T1 = 500 * time.Millisecond
 	}
-	gosip.SetTimers(cfg.T1, 4*time.Second, 5*time.Second)
 	slogger := slog.New(zerolog.NewSlogHandler(log.With().Str("component", "sipgo").Logger()))
-	gosip.SetDefaultLogger(slogger)
+	// sipgo keeps its timers, UDP size limit, default logger and trace
+	// switch in package variables, which its goroutines read without a
+	// lock: they are set once per process, by the first endpoint (the
+	// daemon has one).
+	sipgoGlobals.Do(func() {
+		gosip.SetTimers(cfg.T1, 4*time.Second, 5*time.Second)
+		gosip.UDPMTUSize = maxDatagram + 200
+		gosip.SetDefaultLogger(slogger)
+		if log.GetLevel() <= zerolog.DebugLevel {
+			gosip.SIPDebug = true
+			gosip.SIPDebugTracer(tracer{log})
+		}
+	})
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(cfg.UserAgent),
 		sipgo.WithUserAgenTLSConfig(cfg.ClientTLS),
@@ -104,20 +133,61 @@ func NewEndpoint(log zerolog.Logger, cfg Config, h Handler) (*Endpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sipgo.NewClient: %w", err)
 	}
-	e := &Endpoint{log: log, cfg: cfg, ua: ua, srv: srv, cli: cli, handler: h, dialogs: map[string]DialogOwner{}}
-	if log.GetLevel() <= zerolog.DebugLevel {
-		gosip.SIPDebug = true
-		gosip.SIPDebugTracer(tracer{log})
+	e := &Endpoint{log: log, cfg: cfg, ua: ua, srv: srv, cli: cli, handler: h, dialogs: map[string]DialogOwner{},
+		stopped: make(chan Listener, 8)}
+	for _, m := range routedMethods {
+		srv.OnRequest(m, e.safe(e.handlerFor(m)))
 	}
-	srv.OnInvite(e.onInvite)
-	srv.OnAck(e.onAck)
-	srv.OnCancel(e.onCancel)
-	srv.OnOptions(e.onOptions)
-	for _, m := range []gosip.RequestMethod{gosip.BYE, gosip.UPDATE, gosip.INFO, gosip.PRACK, gosip.REFER, gosip.NOTIFY, gosip.MESSAGE} {
-		srv.OnRequest(m, e.onInDialog)
-	}
-	srv.OnNoRoute(e.onNoRoute)
+	srv.OnNoRoute(e.safe(e.onNoRoute))
 	return e, nil
+}
+
+// routedMethods are the methods uad handles; others get 405.
+var routedMethods = []gosip.RequestMethod{gosip.INVITE, gosip.ACK, gosip.CANCEL, gosip.OPTIONS,
+	gosip.BYE, gosip.UPDATE, gosip.INFO, gosip.PRACK, gosip.REFER, gosip.NOTIFY, gosip.MESSAGE}
+
+func (e *Endpoint) handlerFor(m gosip.RequestMethod) sipgo.RequestHandler {
+	switch m {
+	case gosip.INVITE:
+		return e.onInvite
+	case gosip.ACK:
+		return e.onAck
+	case gosip.CANCEL:
+		return e.onCancel
+	case gosip.OPTIONS:
+		return e.onOptions
+	case gosip.BYE, gosip.UPDATE, gosip.INFO, gosip.PRACK, gosip.REFER, gosip.NOTIFY, gosip.MESSAGE:
+		return e.onInDialog
+	}
+	return e.onNoRoute
+}
+
+// Dispatch handles one request as the listeners do once sipgo's
+// transaction layer has it; fuzzing drives the whole request path with it.
+func (e *Endpoint) Dispatch(req *gosip.Request, tx gosip.ServerTransaction) {
+	e.safe(e.handlerFor(req.Method))(req, tx)
+}
+
+// safe keeps a panic while handling one request from ending the process:
+// it is logged with its stack and counted, and the request gets a 500.
+func (e *Endpoint) safe(h sipgo.RequestHandler) sipgo.RequestHandler {
+	return func(req *gosip.Request, tx gosip.ServerTransaction) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			e.log.Error().Str("panic", fmt.Sprint(v)).Str("method", string(req.Method)).
+				Str("stack", string(debug.Stack())).Msg("recovered from a panic handling a SIP request")
+			if e.cfg.Recovered != nil {
+				e.cfg.Recovered("sip")
+			}
+			if !req.IsAck() {
+				_ = tx.Respond(gosip.NewResponseFromRequest(req, 500, "Server Internal Error", nil))
+			}
+		}()
+		h(req, tx)
+	}
 }
 
 // tracer logs every SIP message at debug level.
@@ -135,21 +205,21 @@ func (t tracer) SIPTraceWrite(transport, laddr, raddr string, msg []byte) {
 // listeners are up (or one failed) and keeps serving in the background.
 func (e *Endpoint) Serve(ctx context.Context) error {
 	for _, l := range e.cfg.Listeners {
+		var serve func() error
+		var closer func() error
 		switch l.Network {
 		case "udp":
 			conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(l.Addr))
 			if err != nil {
 				return fmt.Errorf("listen udp %s: %w", l.Addr, err)
 			}
-			go func() { _ = e.srv.ServeUDP(conn) }()
-			go func() { <-ctx.Done(); conn.Close() }()
+			serve, closer = func() error { return e.srv.ServeUDP(conn) }, conn.Close
 		case "tcp":
 			ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(l.Addr))
 			if err != nil {
 				return fmt.Errorf("listen tcp %s: %w", l.Addr, err)
 			}
-			go func() { _ = e.srv.ServeTCP(ln) }()
-			go func() { <-ctx.Done(); ln.Close() }()
+			serve, closer = func() error { return e.srv.ServeTCP(ln) }, ln.Close
 		case "tls":
 			if e.cfg.ServerTLS == nil {
 				return fmt.Errorf("listen tls %s: no certificate", l.Addr)
@@ -158,17 +228,31 @@ func (e *Endpoint) Serve(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("listen tls %s: %w", l.Addr, err)
 			}
-			go func() { _ = e.srv.ServeTLS(ln) }()
-			go func() { <-ctx.Done(); ln.Close() }()
+			serve, closer = func() error { return e.srv.ServeTLS(ln) }, ln.Close
 		default:
 			return fmt.Errorf("listen %s: transport %q not supported", l.Addr, l.Network)
 		}
+		e.closers = append(e.closers, closer)
 		e.ready.Add(1)
+		go func() {
+			err := serve()
+			// A listener that stopped serving makes the daemon unhealthy:
+			// /v1/health and the systemd watchdog see it.
+			e.ready.Add(-1)
+			if ctx.Err() == nil {
+				e.log.Error().Err(err).Str("listener", l.Network+":"+l.Addr.String()).Msg("SIP listener stopped serving")
+			}
+			select {
+			case e.stopped <- l:
+			default:
+			}
+		}()
+		go func() { <-ctx.Done(); closer() }()
 	}
 	return nil
 }
 
-// Ready reports whether every listener is up.
+// Ready reports whether every listener is serving.
 func (e *Endpoint) Ready() bool { return int(e.ready.Load()) == len(e.cfg.Listeners) }
 
 // Drain makes new INVITEs and OPTIONS get 503, so a front proxy stops sending.
@@ -272,17 +356,25 @@ func (e *Endpoint) valid(req *gosip.Request, tx gosip.ServerTransaction) bool {
 		return true
 	}
 	if !req.IsAck() {
-		e.Respond(tx, req, 400, "Bad Request - missing "+strings.Join(missing, ", "), nil)
+		e.reply(tx, req, 400, "Bad Request - missing "+strings.Join(missing, ", "), nil)
 	}
 	return false
 }
 
-// unsupported answers 420 when the request requires an extension uad lacks.
+// Supported lists the option tags uad implements (RFC 3261 §19.2):
+// session timers (RFC 4028).
+const Supported = "timer"
+
+// supportedTag reports whether uad implements an option tag.
+func supportedTag(tag string) bool { return strings.EqualFold(tag, "timer") }
+
+// unsupported answers 420, naming them in Unsupported, when the request
+// requires extensions uad lacks (RFC 3261 §8.2.2.3).
 func (e *Endpoint) unsupported(req *gosip.Request, tx gosip.ServerTransaction) bool {
 	var exts []string
 	for _, h := range req.GetHeaders("Require") {
 		for _, ext := range strings.Split(h.Value(), ",") {
-			if ext = strings.TrimSpace(ext); ext != "" {
+			if ext = strings.TrimSpace(ext); ext != "" && !supportedTag(ext) {
 				exts = append(exts, ext)
 			}
 		}
@@ -290,7 +382,7 @@ func (e *Endpoint) unsupported(req *gosip.Request, tx gosip.ServerTransaction) b
 	if len(exts) == 0 {
 		return false
 	}
-	e.Respond(tx, req, 420, "Bad Extension", nil, gosip.NewHeader("Unsupported", strings.Join(exts, ", ")))
+	e.reply(tx, req, 420, "Bad Extension", nil, gosip.NewHeader("Unsupported", strings.Join(exts, ", ")))
 	return true
 }
 
@@ -308,7 +400,7 @@ func (e *Endpoint) onInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 		return
 	}
 	if e.draining.Load() {
-		e.Respond(tx, req, 503, "Service Unavailable", nil)
+		e.reply(tx, req, 503, "Service Unavailable", nil)
 		return
 	}
 	e.handler.HandleInvite(req, tx)
@@ -327,7 +419,7 @@ func (e *Endpoint) onCancel(req *gosip.Request, tx gosip.ServerTransaction) {
 	// A CANCEL that matched a pending INVITE was answered by sipgo's
 	// transaction layer; one that reaches us matches nothing.
 	if e.valid(req, tx) {
-		e.Respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
+		e.reply(tx, req, 481, "Call/Transaction Does Not Exist", nil)
 	}
 }
 
@@ -336,10 +428,10 @@ func (e *Endpoint) onOptions(req *gosip.Request, tx gosip.ServerTransaction) {
 		return
 	}
 	if e.draining.Load() {
-		e.Respond(tx, req, 503, "Service Unavailable", nil)
+		e.reply(tx, req, 503, "Service Unavailable", nil)
 		return
 	}
-	e.Respond(tx, req, 200, "OK", nil,
+	e.reply(tx, req, 200, "OK", nil,
 		gosip.NewHeader("Allow", Allowed),
 		gosip.NewHeader("Accept", "application/sdp"))
 }
@@ -354,15 +446,15 @@ func (e *Endpoint) onInDialog(req *gosip.Request, tx gosip.ServerTransaction) {
 	if !hasToTag(req) {
 		switch req.Method {
 		case gosip.BYE, gosip.UPDATE, gosip.INFO, gosip.PRACK:
-			e.Respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
+			e.reply(tx, req, 481, "Call/Transaction Does Not Exist", nil)
 		default: // outside a dialog uad takes no MESSAGE, REFER, NOTIFY
-			e.Respond(tx, req, 405, "Method Not Allowed", nil, gosip.NewHeader("Allow", Allowed))
+			e.reply(tx, req, 405, "Method Not Allowed", nil, gosip.NewHeader("Allow", Allowed))
 		}
 		return
 	}
 	owner := e.lookup(req)
 	if owner == nil {
-		e.Respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
+		e.reply(tx, req, 481, "Call/Transaction Does Not Exist", nil)
 		return
 	}
 	owner.HandleRequest(req, tx)
@@ -370,40 +462,173 @@ func (e *Endpoint) onInDialog(req *gosip.Request, tx gosip.ServerTransaction) {
 
 func (e *Endpoint) onNoRoute(req *gosip.Request, tx gosip.ServerTransaction) {
 	if e.valid(req, tx) {
-		e.Respond(tx, req, 405, "Method Not Allowed", nil, gosip.NewHeader("Allow", Allowed))
+		e.reply(tx, req, 405, "Method Not Allowed", nil, gosip.NewHeader("Allow", Allowed))
 	}
 }
 
-// Respond sends a response built from req, adding Server and, for bodies,
-// Content-Type application/sdp. Errors are logged: the peer retransmits.
-func (e *Endpoint) Respond(tx gosip.ServerTransaction, req *gosip.Request, code int, reason string, body []byte, hdrs ...gosip.Header) *gosip.Response {
+// reply answers a request outside any dialog, adding Server and, for
+// bodies, Content-Type application/sdp.
+func (e *Endpoint) reply(tx gosip.ServerTransaction, req *gosip.Request, code int, reason string, body []byte, hdrs ...gosip.Header) {
+	_ = e.send(tx, NewResponse(req, code, reason, body, e.cfg.UserAgent, hdrs...))
+}
+
+// NewResponse builds a response outside any dialog: Server when userAgent
+// is set, Content-Type application/sdp for a body, then hdrs.
+func NewResponse(req *gosip.Request, code int, reason string, body []byte, userAgent string, hdrs ...gosip.Header) *gosip.Response {
 	res := gosip.NewResponseFromRequest(req, code, reason, body)
 	if body != nil {
 		res.AppendHeader(gosip.NewHeader("Content-Type", "application/sdp"))
 	}
-	if e.cfg.UserAgent != "" {
-		res.AppendHeader(gosip.NewHeader("Server", e.cfg.UserAgent))
+	if userAgent != "" {
+		res.AppendHeader(gosip.NewHeader("Server", userAgent))
 	}
 	for _, h := range hdrs {
 		res.AppendHeader(h)
 	}
-	if err := tx.Respond(res); err != nil && !errors.Is(err, gosip.ErrTransactionTerminated) {
-		e.log.Debug().Err(err).Int("status", code).Msg("sip respond failed")
-	}
 	return res
 }
 
-// Retransmit writes a response again outside its transaction: RFC 3261
-// §13.3.1.4 makes 2xx retransmission the UAS core's job, which sipgo leaves to us.
-func (e *Endpoint) Retransmit(res *gosip.Response) error {
+// Respond sends a response on its server transaction.
+func (e *Endpoint) Respond(tx gosip.ServerTransaction, res *gosip.Response) error {
+	return e.send(tx, res)
+}
+
+// send writes a response; a failure is worth a warning: the peer will
+// retransmit its request, or give up.
+func (e *Endpoint) send(tx gosip.ServerTransaction, res *gosip.Response) error {
+	err := tx.Respond(res)
+	if err != nil && !errors.Is(err, gosip.ErrTransactionTerminated) {
+		e.log.Warn().Err(err).Int("status", res.StatusCode).Str("call_id", callID(res)).Msg("SIP response not sent")
+	}
+	return err
+}
+
+func callID(m gosip.Message) string {
+	if h := m.CallID(); h != nil {
+		return h.Value()
+	}
+	return ""
+}
+
+// WriteResponse writes a response again outside its transaction: RFC 3261
+// §13.3.1.4 makes 2xx retransmission the UAS core's job, which sipgo
+// leaves to us.
+func (e *Endpoint) WriteResponse(res *gosip.Response) error {
 	return e.srv.WriteResponse(res)
 }
 
-// prepare is the sipgo client option for requests uad builds itself: it adds
-// the Via for the request's transport and, over UDP, sends from the
-// listening socket so the peer's responses and requests reach it.
-func (e *Endpoint) prepare(_ *sipgo.Client, req *gosip.Request) error {
-	network := strings.ToLower(req.Transport())
+// UserAgent is the User-Agent and Server header value ("" = none).
+func (e *Endpoint) UserAgent() string { return e.cfg.UserAgent }
+
+// TxHooks follow a client transaction. They are called from goroutines of
+// the transaction, one at a time, in order.
+type TxHooks struct {
+	// Response gets each response: provisional ones, the final one and,
+	// after a 2xx to an INVITE, its retransmissions.
+	Response func(*gosip.Response)
+	// Failed is told when the transaction ended without a final response
+	// (a timeout or a transport error).
+	Failed func(error)
+}
+
+// Request starts a client transaction for a request uad built and follows
+// it with hooks. It may block while sipgo resolves the target or connects
+// (bounded by ctx): the call layer calls it off its loop. On an error no
+// hook is called.
+func (e *Endpoint) Request(ctx context.Context, req *gosip.Request, hooks TxHooks) error {
+	var tx gosip.ClientTransaction
+	err := e.route(ctx, req, func(ctx context.Context, req *gosip.Request) error {
+		var err error
+		tx, err = e.cli.TransactionRequest(ctx, req, keepVia)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	go follow(tx, req.IsInvite(), hooks)
+	return nil
+}
+
+// Cancel sends the CANCEL of a pending INVITE; it keeps the INVITE's Via.
+func (e *Endpoint) Cancel(ctx context.Context, cancel *gosip.Request, hooks TxHooks) error {
+	tx, err := e.cli.TransactionRequest(ctx, cancel, keepVia)
+	if err != nil {
+		return err
+	}
+	go follow(tx, false, hooks)
+	return nil
+}
+
+func follow(tx gosip.ClientTransaction, invite bool, hooks TxHooks) {
+	if invite {
+		tx.OnRetransmission(func(res *gosip.Response) { hooks.Response(res) })
+	}
+	for {
+		select {
+		case res := <-tx.Responses():
+			hooks.Response(res)
+			if res.IsProvisional() {
+				continue
+			}
+			if !invite {
+				tx.Terminate()
+			}
+			return
+		case <-tx.Done():
+			err := tx.Err()
+			if err == nil {
+				err = gosip.ErrTransactionTimeout
+			}
+			hooks.Failed(err)
+			return
+		}
+	}
+}
+
+// Write sends a request outside any transaction (the ACK of a 2xx); ctx
+// bounds the lookup and the connection, which sipgo's WriteRequest does not.
+func (e *Endpoint) Write(ctx context.Context, req *gosip.Request) error {
+	return e.route(ctx, req, func(ctx context.Context, req *gosip.Request) error {
+		conn, err := e.ua.TransportLayer().ClientRequestConnection(ctx, req)
+		if err != nil {
+			return err
+		}
+		defer conn.TryClose()
+		return conn.WriteMsg(req)
+	})
+}
+
+// route gives req its Via and sends it with send. A request larger than
+// 1300 bytes of a UDP dialog goes over TCP when uad listens on TCP and the
+// next hop takes the connection, else over UDP anyway (RFC 3261 §18.1.1).
+func (e *Endpoint) route(ctx context.Context, req *gosip.Request, send func(context.Context, *gosip.Request) error) error {
+	e.addVia(req, strings.ToLower(req.Transport()))
+	if !strings.EqualFold(req.Transport(), "udp") || !e.SupportsTransport("tcp") || len(req.String()) <= largeRequest {
+		return send(ctx, req)
+	}
+	req.RemoveHeader("Via")
+	req.SetTransport("TCP")
+	req.Laddr = gosip.Addr{}
+	e.addVia(req, "tcp")
+	// A next hop without TCP refuses the connection at once; one that
+	// drops it must not hold the request back for long.
+	tcpCtx, cancel := context.WithTimeout(ctx, 4*e.cfg.T1)
+	defer cancel()
+	err := send(tcpCtx, req)
+	if err == nil {
+		return nil
+	}
+	e.log.Info().Err(err).Str("to", req.Destination()).Int("bytes", len(req.String())).
+		Msg("no TCP path for a large request: sending it over UDP")
+	req.RemoveHeader("Via")
+	req.SetTransport("UDP")
+	e.addVia(req, "udp")
+	return send(ctx, req)
+}
+
+// addVia adds the Via for the request's transport and, over UDP, sends
+// from the listening socket so the peer's responses and requests reach it.
+func (e *Endpoint) addVia(req *gosip.Request, network string) {
 	host, port := e.advertised(network)
 	via := &gosip.ViaHeader{
 		ProtocolName:    "SIP",
@@ -419,6 +644,11 @@ func (e *Endpoint) prepare(_ *sipgo.Client, req *gosip.Request) error {
 	if l, ok := e.listener(network); ok && network == "udp" {
 		req.Laddr = gosip.Addr{IP: net.IP(l.Addr.Addr().AsSlice()), Port: int(l.Addr.Port())}
 	}
+}
+
+// prepare is the sipgo client option for requests the registrations send.
+func (e *Endpoint) prepare(_ *sipgo.Client, req *gosip.Request) error {
+	e.addVia(req, strings.ToLower(req.Transport()))
 	return nil
 }
 

@@ -117,14 +117,14 @@ func (e *Endpoint) admit(req *gosip.Request, tx gosip.ServerTransaction) bool {
 		g.deniedNet.Add(1)
 		e.log.Debug().Str("source", src.String()).Str("method", string(req.Method)).Msg("SIP request from a network not allowed")
 		if !g.Drop && !req.IsAck() {
-			e.Respond(tx, req, 403, "Forbidden", nil)
+			e.reply(tx, req, 403, "Forbidden", nil)
 		}
 		return false
 	case limited(req.Method) && !inDialog && !g.take(src, time.Now()):
 		g.deniedRate.Add(1)
 		e.log.Debug().Str("source", src.String()).Str("method", string(req.Method)).Msg("SIP request over the rate limit")
 		if !g.Drop {
-			e.Respond(tx, req, 503, "Service Unavailable", nil, gosip.NewHeader("Retry-After", "5"))
+			e.reply(tx, req, 503, "Service Unavailable", nil, gosip.NewHeader("Retry-After", "5"))
 		}
 		return false
 	}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -138,7 +139,7 @@ func run(ctx context.Context, log zerolog.Logger, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	calls := dialog.NewManager(log.With().Str("component", "dialog").Logger(), callsCfg, engine, bus.Publish)
+	calls := dialog.NewManager(log.With().Str("component", "dialog").Logger(), callsCfg, dialog.EngineMedia(engine), bus.Publish)
 	reloads := newReloader(log, cfg, calls, engine)
 	defer reloads.stop()
 
@@ -151,6 +152,7 @@ func run(ctx context.Context, log zerolog.Logger, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	var counted atomic.Pointer[api.Metrics] // set once the metrics exist
 	endpoint, err := sip.NewEndpoint(startLevel(log).With().Str("component", "sip").Logger(), sip.Config{
 		Listeners: listeners,
 		Advertise: cfg.SIP.Advertise,
@@ -159,12 +161,17 @@ func run(ctx context.Context, log zerolog.Logger, cfg *config.Config) error {
 		Guard:     guard,
 		ServerTLS: serverTLS,
 		ClientTLS: clientTLS,
+		Recovered: func(where string) {
+			if m := counted.Load(); m != nil {
+				m.Panic(where)
+			}
+		},
 	}, calls)
 	if err != nil {
 		return fmt.Errorf("sip.NewEndpoint: %w", err)
 	}
 	defer endpoint.Close()
-	calls.SetEndpoint(endpoint)
+	calls.SetSignalling(endpoint)
 
 	sipCtx, stopSIP := context.WithCancel(context.Background())
 	defer stopSIP()
@@ -182,9 +189,10 @@ func run(ctx context.Context, log zerolog.Logger, cfg *config.Config) error {
 	}
 	accountsAPI := accountList(accounts)
 	metrics := api.NewMetrics(bus, api.MetricsConfig{Version: version, Active: calls.Active, Calls: calls.List,
-		SIPRefused: guard.Counts, Accounts: accountsAPI.AccountList})
+		SIPRefused: guard.Counts, Accounts: accountsAPI.AccountList, RTPStray: engine.StrayPackets})
 	defer metrics.Close()
 	calls.SetObserver(metrics)
+	counted.Store(metrics)
 	var handler http.Handler = metrics.Serve(api.New(log.With().Str("component", "api").Logger(), calls, bus, endpoint.Ready))
 	handler = api.WithAccounts(handler, accountsAPI)
 	if cfg.API.TokenFile != "" {
