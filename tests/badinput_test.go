@@ -313,9 +313,7 @@ func TestBadAPIRequests(t *testing.T) {
 	if got := u.Call(c.ID); got.State != "live" {
 		t.Errorf("after the refused answer: state %q, want live", got.State)
 	}
-	u.Hangup(c.ID)
-	ev.WaitType(t, "call.ended", c.ID, sigTimeout)
-	uas.WaitOK()
+	hangUp(t, u, ev, c.ID, uas)
 	// And an ended call can be answered even less.
 	st, body = u.API(http.MethodPost, "/v1/calls/"+c.ID+"/answer", nil)
 	checkAPIError(t, "answer an ended call", st, body, 409)
@@ -419,7 +417,7 @@ func TestGarbageSIP(t *testing.T) {
 	if r := runSipp(t, "uac_bad_sdp.xml", "-s", "uad", u.SIPAddr()); r.Code != 0 {
 		t.Errorf("uac_bad_sdp exited %d, want 0 (488 answered and ACKed)", r.Code)
 	}
-	if ev.Has(func(e Event) bool { return e.Type == "call.connected" }) {
+	if ev.HasType("call.connected", "") {
 		t.Errorf("an INVITE with unparseable SDP got connected")
 	}
 	checkStillWorks(t, u, "udp")

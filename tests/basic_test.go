@@ -39,6 +39,31 @@ func checkEcho(t testing.TB, what string, peer *RTPPeer, sent int, wantPT int) {
 	}
 }
 
+// checkRelayed sends 50 packets from from into a uad's relay_local and
+// asserts that at least 40 reach to (named at) as uad's stream, and that
+// they carry what from sent.
+func checkRelayed(t testing.TB, what string, from *RTPPeer, relayLocal string, to *RTPPeer, at string) {
+	t.Helper()
+	from.Send(mustUDPAddr(t, relayLocal), 50)
+	if n := to.WaitCount(50, 3*time.Second); n < 40 {
+		t.Errorf("%s: %d of 50 packets reached %s, want >= 40: %s", what, n, at, to.Stats())
+	}
+	checkUADStream(t, what+" at "+at, to.Received(), -1, from.SSRC)
+	if pk := to.Received(); matchedPayloads(pk, from) < len(pk)*8/10 {
+		t.Errorf("%s: %d of %d packets carry what was sent", what, matchedPayloads(pk, from), len(pk))
+	}
+}
+
+// checkBaresipHears asserts that baresip's call receives at least 25 RTP
+// packets (what: of what) within 5 s.
+func checkBaresipHears(t testing.TB, b *Baresip, what string) {
+	t.Helper()
+	var got int
+	if !poll(5*time.Second, 100*time.Millisecond, func() bool { got = b.RTPReceived(); return got >= 25 }) {
+		t.Errorf("baresip received %d RTP packets of %s, want >= 25\n%s", got, what, b.AudioDebug())
+	}
+}
+
 // checkOrder asserts that the events have increasing seq, in the given order.
 func checkOrder(t *testing.T, evs ...Event) {
 	t.Helper()
@@ -52,18 +77,10 @@ func checkOrder(t *testing.T, evs ...Event) {
 // sipp calls uad (auto-answer, echo); the test's RTP comes back echoed; sipp
 // hangs up.
 func TestSippCallsUAD_EchoAndBYEFromSipp(t *testing.T) {
-	requirePeer(t, "sipp")
-	u := startUAD(t, UADOptions{})
-	ev := u.Events()
-	peer := newRTPPeer(t, 0)
-	s := startSipp(t, "uac_echo.xml", "-s", "echo", "-d", "5000",
-		"-key", "rtp_port", itoa(peer.Port()), u.SIPAddr())
+	u, ev, peer, s := sippCallsUAD(t, UADOptions{}, "uac_echo.xml", "-s", "echo", "-d", "5000")
 
-	inc := ev.WaitType(t, "call.incoming", "", sigTimeout)
+	inc := ev.WaitIncoming(t)
 	id := inc.CallID()
-	if id == "" {
-		t.Fatalf("call.incoming without a call: %s", inc.Raw)
-	}
 	if inc.Call.Direction != "inbound" {
 		t.Errorf("call.incoming: direction %q, want inbound", inc.Call.Direction)
 	}
@@ -112,14 +129,9 @@ func TestSippCallsUAD_EchoAndBYEFromSipp(t *testing.T) {
 
 // sipp calls uad; the API hangs up; sipp answers the BYE.
 func TestSippCallsUAD_ByeFromAPI(t *testing.T) {
-	requirePeer(t, "sipp")
-	u := startUAD(t, UADOptions{})
-	ev := u.Events()
-	peer := newRTPPeer(t, 0)
-	s := startSipp(t, "uac_wait_bye.xml", "-s", "uad", "-key", "rtp_port", itoa(peer.Port()), u.SIPAddr())
+	u, ev, _, s := sippCallsUAD(t, UADOptions{}, "uac_wait_bye.xml", "-s", "uad")
 
-	id := ev.WaitType(t, "call.incoming", "", sigTimeout).CallID()
-	ev.WaitType(t, "call.connected", id, sigTimeout)
+	id := ev.WaitAnswered(t).CallID()
 	u.Hangup(id)
 	end := ev.WaitType(t, "call.ended", id, sigTimeout)
 	if end.Reason != "local" {
@@ -179,11 +191,7 @@ func TestUADCallsSippUAS(t *testing.T) {
 	pkts := peer.Received()
 	checkUADStream(t, "silence", pkts, 0, 0)
 	for _, p := range pkts {
-		ok := len(p.Payload) == 160
-		for _, b := range p.Payload {
-			ok = ok && b == 0xff
-		}
-		if !ok {
+		if !pcmuSilence(p.Payload) {
 			t.Errorf("silence packet seq %d: %d bytes, not 160 bytes of 0xff: % x", p.Seq, len(p.Payload), p.Payload)
 			break
 		}
@@ -213,7 +221,7 @@ func TestUADCallsSippRejected(t *testing.T) {
 		t.Errorf("call.ended sip_status %d, want 486", end.SIPStatus)
 	}
 	uas.WaitOK() // it got the ACK for its 486
-	if ev.Has(func(e Event) bool { return e.Type == "call.connected" && e.CallID() == c.ID }) {
+	if ev.HasType("call.connected", c.ID) {
 		t.Errorf("call.connected for a rejected call")
 	}
 	if got := u.Call(c.ID); got.State != "ended" {
@@ -224,15 +232,9 @@ func TestUADCallsSippRejected(t *testing.T) {
 // sipp calls uad with an INVITE without SDP: uad offers in the 200, sipp
 // answers in the ACK; the answer's address takes the echo.
 func TestDelayedOffer(t *testing.T) {
-	requirePeer(t, "sipp")
-	u := startUAD(t, UADOptions{})
-	ev := u.Events()
-	peer := newRTPPeer(t, 0)
-	s := startSipp(t, "uac_delayed_offer.xml", "-s", "uad", "-d", "4000",
-		"-key", "rtp_port", itoa(peer.Port()), u.SIPAddr())
+	u, ev, peer, s := sippCallsUAD(t, UADOptions{}, "uac_delayed_offer.xml", "-s", "uad", "-d", "4000")
 
-	id := ev.WaitType(t, "call.incoming", "", sigTimeout).CallID()
-	ev.WaitType(t, "call.connected", id, sigTimeout)
+	id := ev.WaitAnswered(t).CallID()
 	c := u.Call(id)
 	if c.Audio == nil || c.Audio.RemoteRTP != peer.Addr() {
 		t.Fatalf("audio %+v: remote_rtp should be %s, from the answer in the ACK", c.Audio, peer.Addr())
@@ -262,9 +264,7 @@ func TestUADCallsUAD_Relay(t *testing.T) {
 	if ca.Audio == nil || ca.Audio.RelayLocal == "" {
 		t.Fatalf("A: the 201 lacks audio.relay_local: %+v", ca.Audio)
 	}
-	idB := evB.WaitType(t, "call.incoming", "", sigTimeout).CallID()
-	evA.WaitType(t, "call.connected", ca.ID, sigTimeout)
-	evB.WaitType(t, "call.connected", idB, sigTimeout)
+	idB := waitBothConnected(t, evA, ca.ID, evB)
 
 	ca = a.Call(ca.ID)
 	cb := b.Call(idB)
@@ -275,25 +275,9 @@ func TestUADCallsUAD_Relay(t *testing.T) {
 		t.Fatalf("B: audio %+v, want relay_remote %s (calls.relay) and a relay_local", cb.Audio, endB.Addr())
 	}
 
-	// A's endpoint -> A -> B -> B's endpoint.
-	endA.Send(mustUDPAddr(t, ca.Audio.RelayLocal), 50)
-	if n := endB.WaitCount(50, 3*time.Second); n < 40 {
-		t.Errorf("A->B: %d of 50 packets reached B's endpoint, want >= 40: %s", n, endB.Stats())
-	}
-	checkUADStream(t, "A->B at B's endpoint", endB.Received(), -1, endA.SSRC)
-	if pk := endB.Received(); matchedPayloads(pk, endA) < len(pk)*8/10 {
-		t.Errorf("A->B: %d of %d packets carry what A's endpoint sent", matchedPayloads(pk, endA), len(pk))
-	}
-
-	// B's endpoint -> B -> A -> A's endpoint.
-	endB.Send(mustUDPAddr(t, cb.Audio.RelayLocal), 50)
-	if n := endA.WaitCount(50, 3*time.Second); n < 40 {
-		t.Errorf("B->A: %d of 50 packets reached A's endpoint, want >= 40: %s", n, endA.Stats())
-	}
-	checkUADStream(t, "B->A at A's endpoint", endA.Received(), -1, endB.SSRC)
-	if pk := endA.Received(); matchedPayloads(pk, endB) < len(pk)*8/10 {
-		t.Errorf("B->A: %d of %d packets carry what B's endpoint sent", matchedPayloads(pk, endB), len(pk))
-	}
+	// A's endpoint -> A -> B -> B's endpoint, and back.
+	checkRelayed(t, "A->B", endA, ca.Audio.RelayLocal, endB, "B's endpoint")
+	checkRelayed(t, "B->A", endB, cb.Audio.RelayLocal, endA, "A's endpoint")
 
 	b.Hangup(idB)
 	if e := evB.WaitType(t, "call.ended", idB, sigTimeout); e.Reason != "local" {
@@ -307,45 +291,27 @@ func TestUADCallsUAD_Relay(t *testing.T) {
 // baresip calls uad (auto-answer, echo): baresip's tone comes back to it;
 // baresip hangs up.
 func TestBaresipCallsUAD(t *testing.T) {
-	requirePeer(t, "baresip", "sox")
-	u := startUAD(t, UADOptions{})
-	ev := u.Events()
-	b := startBaresip(t, BaresipOptions{})
+	u, ev, b := uadAndBaresip(t, BaresipOptions{})
 
-	if r := b.Command("dial", u.SIPURI("uad")); !r.OK {
-		t.Fatalf("baresip dial: %+v", r)
-	}
-	inc := ev.WaitType(t, "call.incoming", "", sigTimeout)
-	id := inc.CallID()
-	ev.WaitType(t, "call.connected", id, sigTimeout)
-	b.WaitEventType(t, "CALL_ESTABLISHED", sigTimeout)
+	id := b.dialUAD(t, u, ev)
 
 	c := u.Call(id)
 	if c.Audio == nil || c.Audio.RemoteRTP == "" || payloadPT(c.Audio.Codec) < 0 || c.Audio.Direction != "sendrecv" {
 		t.Errorf("GET call: audio %+v, want sendrecv G.711 with a remote_rtp", c.Audio)
 	}
 	// The echo: what baresip sends comes back to it.
-	var got int
-	if !poll(5*time.Second, 100*time.Millisecond, func() bool { got = b.RTPReceived(); return got >= 25 }) {
-		t.Errorf("baresip received %d RTP packets from uad's echo, want >= 25\n%s", got, b.AudioDebug())
-	}
+	checkBaresipHears(t, b, "uad's echo")
 
-	if r := b.Command("hangup", ""); !r.OK {
-		t.Errorf("baresip hangup: %+v", r)
-	}
+	b.hangUp(t)
 	end := ev.WaitType(t, "call.ended", id, sigTimeout)
 	if end.Reason != "remote" {
 		t.Errorf("call.ended reason %q, want remote", end.Reason)
 	}
-	b.WaitEventType(t, "CALL_CLOSED", sigTimeout)
 }
 
 // uad calls baresip (answermode auto) with media tone; uad hangs up.
 func TestUADCallsBaresip(t *testing.T) {
-	requirePeer(t, "baresip", "sox")
-	u := startUAD(t, UADOptions{})
-	ev := u.Events()
-	b := startBaresip(t, BaresipOptions{})
+	u, ev, b := uadAndBaresip(t, BaresipOptions{})
 
 	c := u.PlaceCall(b.URI(), map[string]any{"media": "tone"})
 	b.WaitEventType(t, "CALL_ESTABLISHED", sigTimeout)
@@ -353,10 +319,7 @@ func TestUADCallsBaresip(t *testing.T) {
 	if got := u.Call(c.ID); got.State != "live" {
 		t.Errorf("GET call: state %q, want live", got.State)
 	}
-	var got int
-	if !poll(5*time.Second, 100*time.Millisecond, func() bool { got = b.RTPReceived(); return got >= 25 }) {
-		t.Errorf("baresip received %d RTP packets of uad's tone, want >= 25\n%s", got, b.AudioDebug())
-	}
+	checkBaresipHears(t, b, "uad's tone")
 
 	u.Hangup(c.ID)
 	end := ev.WaitType(t, "call.ended", c.ID, sigTimeout)

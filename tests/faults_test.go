@@ -63,14 +63,7 @@ func faultsSeed(t testing.TB) uint64 {
 // newLossyWire binds the two faces; connect starts forwarding.
 func newLossyWire(t testing.TB, loss float64, seed uint64) *lossyWire {
 	t.Helper()
-	bind := func() *net.UDPConn {
-		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: freePort(t)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	w := &lossyWire{t: t, faceA: bind(), faceB: bind(), loss: loss, seed: seed}
+	w := &lossyWire{t: t, faceA: listenLoopback(t, freePort(t), "wire"), faceB: listenLoopback(t, freePort(t), "wire"), loss: loss, seed: seed}
 	w.dirs[0] = &wireDir{name: "A->B", rng: rand.New(rand.NewPCG(seed, 1))}
 	w.dirs[1] = &wireDir{name: "B->A", rng: rand.New(rand.NewPCG(seed, 2))}
 	t.Cleanup(func() {
@@ -164,13 +157,7 @@ func (w *lossyWire) Log() string {
 
 // countEvents counts the events of a call of the given type seen so far.
 func countEvents(es *EventStream, id, typ string) int {
-	n := 0
-	for _, e := range es.All() {
-		if e.CallID() == id && e.Type == typ {
-			n++
-		}
-	}
-	return n
+	return len(filter(es.All(), ofType(typ, id)))
 }
 
 // ---------------------------------------------------------------------------
@@ -234,7 +221,7 @@ func TestFaultsLossySIP(t *testing.T) {
 	checkCallIs(t, "A after the cycles", a.Call(idA), live)
 	checkCallIs(t, "B after the cycles", b.Call(idB), live)
 	for _, es := range []*EventStream{evA, evB} {
-		if es.Has(func(e Event) bool { return e.Type == "call.ended" }) {
+		if es.HasType("call.ended", "") {
 			t.Errorf("uad %s: the call ended during the hold cycles", es.u.Name)
 		}
 	}
@@ -270,6 +257,26 @@ func TestFaultsLossySIP(t *testing.T) {
 	}
 }
 
+// heldCall starts B (bOpts) and A (aOpts), has A call B with calls.media
+// media, and A (aHolds) or B hold the call; it returns once both sides
+// reported the hold.
+func heldCall(t *testing.T, aOpts, bOpts UADOptions, media string, aHolds bool) (a, b callSide) {
+	t.Helper()
+	b.name, b.u = "B", startUAD(t, bOpts)
+	a.name, a.u = "A", startUAD(t, aOpts)
+	a.ev, b.ev = a.u.Events(), b.u.Events()
+	a.id = a.u.PlaceCall(b.u.SIPURI("b"), map[string]any{"media": media}).ID
+	b.id = waitBothConnected(t, a.ev, a.id, b.ev)
+	holder, held := a, b
+	if !aHolds {
+		holder, held = b, a
+	}
+	mustHold(t, holder.u, holder.id)
+	holder.ev.WaitType(t, "hold.success", holder.id, sigTimeout)
+	held.ev.WaitType(t, "held", held.id, sigTimeout)
+	return a, b
+}
+
 // The peer vanishes (SIGKILL: no BYE, no RTP, no RTCP) while the call is
 // held, and uad must end the call by itself through media.rtp_hold_timeout.
 func TestFaultsPeerVanishesMidHold(t *testing.T) {
@@ -290,25 +297,17 @@ func TestFaultsPeerVanishesMidHold(t *testing.T) {
 	// subtest checks that the call does not outlive it without a BYE.)
 	t.Run("while holding", func(t *testing.T) {
 		t.Parallel()
-		b := startUAD(t, UADOptions{Name: "B"})
-		a := startUAD(t, UADOptions{Name: "A", Media: "tone", Config: cfg})
-		evA, evB := a.Events(), b.Events()
-		id := a.PlaceCall(b.SIPURI("b"), map[string]any{"media": "tone"}).ID
-		idB := evB.WaitType(t, "call.incoming", "", sigTimeout).CallID()
-		evA.WaitType(t, "call.connected", id, sigTimeout)
-		evB.WaitType(t, "call.connected", idB, sigTimeout)
-		mustHold(t, a, id)
-		evA.WaitType(t, "hold.success", id, sigTimeout)
-		evB.WaitType(t, "held", idB, sigTimeout)
+		a, b := heldCall(t, UADOptions{Name: "A", Media: "tone", Config: cfg}, UADOptions{Name: "B"}, "tone", true)
+		evA, id := a.ev, a.id
 
-		b.Kill(t)
+		b.u.Kill(t)
 		killed := time.Now()
 		e := evA.WaitType(t, "call.ended", id, holdTimeout+slack)
 		t.Logf("A ended the call %v after B vanished: reason %s", time.Since(killed).Round(time.Millisecond), e.Reason)
 		if e.Reason != "timeout" {
 			t.Errorf("A: call.ended reason %q, want timeout (no BYE came; rtp_hold_timeout ended it)", e.Reason)
 		}
-		if c := a.Call(id); c.State != "ended" {
+		if c := a.u.Call(id); c.State != "ended" {
 			t.Errorf("A: call is %s after call.ended", c.State)
 		}
 	})
@@ -319,36 +318,28 @@ func TestFaultsPeerVanishesMidHold(t *testing.T) {
 	// same while the call is held either way"), not wait for rtp_timeout.
 	t.Run("while held", func(t *testing.T) {
 		t.Parallel()
-		b := startUAD(t, UADOptions{Name: "B", Media: "tone"})
-		a := startUAD(t, UADOptions{Name: "A", Config: cfg})
-		evA, evB := a.Events(), b.Events()
-		id := a.PlaceCall(b.SIPURI("b"), map[string]any{"media": "echo"}).ID
-		idB := evB.WaitType(t, "call.incoming", "", sigTimeout).CallID()
-		evA.WaitType(t, "call.connected", id, sigTimeout)
-		evB.WaitType(t, "call.connected", idB, sigTimeout)
-		mustHold(t, b, idB)
-		evB.WaitType(t, "hold.success", idB, sigTimeout)
-		evA.WaitType(t, "held", id, sigTimeout)
+		a, b := heldCall(t, UADOptions{Name: "A", Config: cfg}, UADOptions{Name: "B", Media: "tone"}, "echo", false)
+		evA, id := a.ev, a.id
 		heldAt := time.Now()
 
 		// B is alive and sends its hold tone: A keeps the call for longer
 		// than rtp_hold_timeout (a measurement window, not a wait).
 		window := holdTimeout + slack
 		if poll(window, 100*time.Millisecond, func() bool {
-			return evA.Has(func(e Event) bool { return e.Type == "call.ended" })
+			return evA.HasType("call.ended", "")
 		}) {
 			t.Fatalf("A ended the call %v after B held it, while B was alive and sending its hold tone",
 				time.Since(heldAt).Round(time.Millisecond))
 		}
-		checkCallIs(t, "A held by a live B", a.Call(id), callWant{State: "live", RemoteHold: true, Dir: "recvonly"})
+		checkCallIs(t, "A held by a live B", a.u.Call(id), callWant{State: "live", RemoteHold: true, Dir: "recvonly"})
 
-		b.Kill(t)
+		b.u.Kill(t)
 		killed := time.Now()
 		ended := poll(holdTimeout+slack, 50*time.Millisecond, func() bool {
-			return evA.Has(func(e Event) bool { return e.Type == "call.ended" && e.CallID() == id })
+			return evA.HasType("call.ended", id)
 		})
 		if !ended {
-			c := a.Call(id)
+			c := a.u.Call(id)
 			t.Fatalf("A: call still %s %v after the peer holding it vanished; want it ended with reason timeout within rtp_hold_timeout (%v) + %v: the watchdog waits for rtp_timeout (%v) while held by the peer",
 				c.State, time.Since(killed).Round(time.Millisecond), holdTimeout, slack, rtpTimeout)
 		}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+
+	"uad/tests/internal/g711"
 )
 
 // sipp UAC scenarios against sipp UAS scenarios.
@@ -86,10 +88,7 @@ func TestHarnessBaresipSipp(t *testing.T) {
 		if n := rtpPeer.WaitCount(10, 5*time.Second); n < 10 {
 			t.Errorf("baresip sent %d RTP packets to the sipp-announced port, want >= 10", n)
 		}
-		if r := b.Command("hangup", ""); !r.OK {
-			t.Errorf("hangup: %+v", r)
-		}
-		b.WaitEventType(t, "CALL_CLOSED", 10*time.Second)
+		b.hangUp(t)
 		s.WaitOK()
 	})
 
@@ -109,10 +108,7 @@ func TestHarnessBaresipSipp(t *testing.T) {
 			t.Fatalf("dial: %+v", r)
 		}
 		b.WaitEventType(t, "CALL_ESTABLISHED", 10*time.Second)
-		if r := b.Command("hangup", ""); !r.OK {
-			t.Errorf("hangup: %+v", r)
-		}
-		b.WaitEventType(t, "CALL_CLOSED", 10*time.Second)
+		b.hangUp(t)
 		uas.WaitOK()
 	})
 
@@ -144,10 +140,7 @@ func (r *recTB) Errorf(format string, args ...any) {
 // rtpReflector answers every RTP packet to its sender: restamp=true as uad
 // must (own SSRC, consecutive seq, timestamps +160), false verbatim.
 func rtpReflector(t *testing.T, restamp bool) *net.UDPAddr {
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := listenLoopback(t, 0, "reflector")
 	t.Cleanup(func() { conn.Close() })
 	go func() {
 		buf := make([]byte, 2048)
@@ -175,7 +168,7 @@ func rtpReflector(t *testing.T, restamp bool) *net.UDPAddr {
 }
 
 func TestHarnessRTP(t *testing.T) {
-	if got := []byte{linearToULaw(0), linearToULaw(32767), linearToULaw(-32768)}; got[0] != 0xff || got[1] != 0x80 || got[2] != 0x00 {
+	if got := []byte{g711.EncodeULaw(0), g711.EncodeULaw(32767), g711.EncodeULaw(-32768)}; got[0] != 0xff || got[1] != 0x80 || got[2] != 0x00 {
 		t.Errorf("µ-law of 0, max, min = % x, want ff 80 00", got)
 	}
 
@@ -195,10 +188,7 @@ func TestHarnessRTP(t *testing.T) {
 
 	// Nothing came back: the checks must fail.
 	peer3 := newRTPPeer(t, 0)
-	sink, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sink := listenLoopback(t, 0, "sink")
 	defer sink.Close()
 	peer3.Send(sink.LocalAddr().(*net.UDPAddr), 5)
 	rec = &recTB{TB: t}

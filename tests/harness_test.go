@@ -1,7 +1,7 @@
 // Package tests holds uad's end-to-end tests. They drive the uad binary only
 // through its outside surface (commands, config file, HTTP API, SSE events,
-// SIP and RTP), with sipp and baresip as the peers; nothing here imports a uad
-// package.
+// SIP and RTP), with sipp and baresip as the peers; nothing here imports a
+// package of the daemon (tests/internal is the tests' own).
 //
 // This file is the harness: building the daemon, starting it, talking to its
 // API, following its events, RTP endpoints, and running sipp and baresip.
@@ -32,6 +32,8 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+
+	"uad/tests/internal/g711"
 )
 
 // ---------------------------------------------------------------------------
@@ -179,6 +181,17 @@ func portsFree(first, n int, tcp bool) bool {
 // freePort returns one port free on both UDP and TCP.
 func freePort(t testing.TB) int { t.Helper(); return miscPorts.take(t, 1, true) }
 
+// listenLoopback binds a UDP socket on 127.0.0.1:port (0: any free port);
+// what names its use in the failure.
+func listenLoopback(t testing.TB, port int, what string) *net.UDPConn {
+	t.Helper()
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+	if err != nil {
+		t.Fatalf("%s socket on port %d: %v", what, port, err)
+	}
+	return conn
+}
+
 // portBound reports whether something else holds network/127.0.0.1:port.
 func portBound(network string, port int) bool {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
@@ -210,6 +223,62 @@ func poll(timeout, interval time.Duration, cond func() bool) bool {
 		}
 		time.Sleep(interval)
 	}
+}
+
+// process is a child program whose output goes to a log file.
+type process struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed once it exited
+	exit error         // how it exited, set before done is closed
+}
+
+// startProcess starts cmd with its stdout and stderr in a new file at
+// logPath; what names it when it cannot start.
+func startProcess(t testing.TB, cmd *exec.Cmd, logPath, what string) *process {
+	t.Helper()
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatalf("start %s: %v", what, err)
+	}
+	logf.Close()
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.exit = cmd.Wait()
+		close(p.done)
+	}()
+	return p
+}
+
+func (p *process) running() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// pollRunning is poll that also ends when the process exits; the caller
+// tells the two apart with running.
+func (p *process) pollRunning(timeout, interval time.Duration, cond func() bool) bool {
+	return poll(timeout, interval, func() bool { return !p.running() || cond() })
+}
+
+// filter returns the elements of xs that keep accepts, in order.
+func filter[T any](xs []T, keep func(T) bool) []T {
+	var out []T
+	for _, x := range xs {
+		if keep(x) {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // tail returns at most the last max bytes of s.
@@ -284,6 +353,16 @@ func (e Event) CallID() string {
 	return e.Call.ID
 }
 
+// eventTime parses an event's RFC 3339 time.
+func eventTime(t testing.TB, e Event) time.Time {
+	t.Helper()
+	tm, err := time.Parse(time.RFC3339Nano, e.Time)
+	if err != nil {
+		t.Fatalf("event %s: time %q: %v", e, e.Time, err)
+	}
+	return tm
+}
+
 func (e Event) String() string {
 	s := fmt.Sprintf("#%d %s", e.Seq, e.Type)
 	if e.Call != nil {
@@ -326,10 +405,8 @@ type UAD struct {
 	ConfigPath string
 	LogPath    string
 
+	*process
 	token  string
-	cmd    *exec.Cmd
-	done   chan struct{}
-	exit   error
 	client *http.Client
 	// stopped is set by Stop: the process's exit was expected and checked.
 	stopped bool
@@ -357,7 +434,6 @@ func startUAD(t *testing.T, opts UADOptions) *UAD {
 		ConfigPath: filepath.Join(dir, "uad.yaml"),
 		LogPath:    filepath.Join(dir, "uad.log"),
 		token:      opts.Token,
-		done:       make(chan struct{}),
 		client:     &http.Client{Timeout: 30 * time.Second},
 	}
 	u.RTPMin = rtpBlocks.take(t, 200, false)
@@ -399,36 +475,17 @@ func startUAD(t *testing.T, opts UADOptions) *UAD {
 		t.Fatal(err)
 	}
 
-	logf, err := os.Create(u.LogPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.cmd = exec.Command(uadBin, "run", "--config", u.ConfigPath)
-	u.cmd.Dir = dir
+	cmd := exec.Command(uadBin, "run", "--config", u.ConfigPath)
+	cmd.Dir = dir
 	if len(opts.Env) > 0 {
-		u.cmd.Env = append(os.Environ(), opts.Env...)
+		cmd.Env = append(os.Environ(), opts.Env...)
 	}
-	u.cmd.Stdout = logf
-	u.cmd.Stderr = logf
-	if err := u.cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatalf("start %s: %v", uadBin, err)
-	}
-	logf.Close()
-	go func() {
-		u.exit = u.cmd.Wait()
-		close(u.done)
-	}()
+	u.process = startProcess(t, cmd, u.LogPath, uadBin)
 	t.Cleanup(u.stop)
 
 	// Poll until every listener is up (503 before), or the daemon died.
 	var last string
-	ok := poll(15*time.Second, 50*time.Millisecond, func() bool {
-		select {
-		case <-u.done:
-			return true
-		default:
-		}
+	ok := u.pollRunning(15*time.Second, 50*time.Millisecond, func() bool {
 		st, body, err := u.do(http.MethodGet, "/v1/health", nil)
 		if err != nil {
 			last = err.Error()
@@ -437,10 +494,8 @@ func startUAD(t *testing.T, opts UADOptions) *UAD {
 		last = fmt.Sprintf("%d %s", st, body)
 		return st == http.StatusOK
 	})
-	select {
-	case <-u.done:
+	if !u.running() {
 		t.Fatalf("uad %s exited during startup: %v\nconfig:\n%s", name, u.exit, text)
-	default:
 	}
 	if !ok {
 		t.Fatalf("uad %s: GET /v1/health not 200 within 15 s (last: %s)\nconfig:\n%s", name, last, text)
@@ -521,14 +576,7 @@ func (u *UAD) Kill(t testing.TB) {
 func (u *UAD) PID() int { return u.cmd.Process.Pid }
 
 // Running reports whether the process is still alive.
-func (u *UAD) Running() bool {
-	select {
-	case <-u.done:
-		return false
-	default:
-		return true
-	}
-}
+func (u *UAD) Running() bool { return u.running() }
 
 // Log returns what the daemon wrote so far.
 func (u *UAD) Log() string { return readFile(u.LogPath) }
@@ -623,15 +671,22 @@ func (u *UAD) PlaceCall(to string, extra map[string]any) CallInfo {
 // Calls does GET /v1/calls and requires 200.
 func (u *UAD) Calls() []CallInfo {
 	u.t.Helper()
-	st, data := u.API(http.MethodGet, "/v1/calls", nil)
+	return getJSON[[]CallInfo](u.t, u, "/v1/calls", "a list of calls")
+}
+
+// getJSON does GET path, requires 200 and decodes the body, which what
+// describes.
+func getJSON[T any](t testing.TB, u *UAD, path, what string) T {
+	t.Helper()
+	st, data := u.API(http.MethodGet, path, nil)
 	if st != http.StatusOK {
-		u.t.Fatalf("uad %s: GET /v1/calls = %d %s, want 200", u.Name, st, data)
+		t.Fatalf("uad %s: GET %s = %d %s, want 200", u.Name, path, st, data)
 	}
-	var calls []CallInfo
-	if err := json.Unmarshal(data, &calls); err != nil {
-		u.t.Fatalf("uad %s: GET /v1/calls: not a list of calls: %v: %s", u.Name, err, data)
+	var v T
+	if err := json.Unmarshal(data, &v); err != nil {
+		t.Fatalf("uad %s: GET %s: not %s: %v: %s", u.Name, path, what, err, data)
 	}
-	return calls
+	return v
 }
 
 // Call does GET /v1/calls/{id} and requires 200.
@@ -716,6 +771,75 @@ func renderYAML(m map[string]any, indent int) string {
 	return b.String()
 }
 
+// eventLog holds what a peer reported, in arrival order, for the tests to
+// wait on. Each entry is taken at most once, so waiting twice for the same
+// kind gets two different entries.
+type eventLog[E any] struct {
+	mu     sync.Mutex
+	events []E
+	used   []bool
+	notify chan struct{} // closed and replaced on each change
+	err    error         // why no more entries come
+}
+
+func newEventLog[E any]() *eventLog[E] { return &eventLog[E]{notify: make(chan struct{})} }
+
+func (l *eventLog[E]) add(e E) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, e)
+	l.used = append(l.used, false)
+	l.changed()
+}
+
+// end notes that no more entries come, and why.
+func (l *eventLog[E]) end(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.err = err
+	l.changed()
+}
+
+func (l *eventLog[E]) changed() {
+	close(l.notify)
+	l.notify = make(chan struct{})
+}
+
+func (l *eventLog[E]) all() []E {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]E(nil), l.events...)
+}
+
+// waitFor returns the first entry not taken before that pred accepts,
+// waiting up to timeout; it fails the test otherwise, naming the peer (who)
+// and the channel it reports on (via).
+func (l *eventLog[E]) waitFor(t testing.TB, pred func(E) bool, timeout time.Duration, who, via string, seen func() string) E {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		l.mu.Lock()
+		for i, e := range l.events {
+			if !l.used[i] && pred(e) {
+				l.used[i] = true
+				l.mu.Unlock()
+				return e
+			}
+		}
+		ch, err := l.notify, l.err
+		l.mu.Unlock()
+		if err != nil {
+			t.Fatalf("%s: %s ended (%v) without the awaited event; seen:\n%s", who, via, err, seen())
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			t.Fatalf("%s: awaited event did not come within %v; seen:\n%s", who, timeout, seen())
+		}
+	}
+}
+
 // ---------------------------------------------------------------------------
 // Events: GET /v1/events as Server-Sent Events.
 
@@ -724,18 +848,35 @@ type EventStream struct {
 	u      *UAD
 	cancel context.CancelFunc
 	ended  chan struct{}
+	log    *eventLog[Event]
 
-	mu     sync.Mutex
-	events []Event
-	used   []bool
-	bad    []string // data that was not an event object
-	err    error    // why the stream ended
-	notify chan struct{}
+	mu  sync.Mutex
+	bad []string // data that was not an event object
 }
 
 // Events subscribes to the event stream; it returns once uad has answered
 // with the response headers, so every event after that is seen.
 func (u *UAD) Events() *EventStream {
+	u.t.Helper()
+	es, contentType := u.subscribe("")
+	if !strings.HasPrefix(contentType, "text/event-stream") {
+		u.t.Errorf("uad %s: GET /v1/events Content-Type %q, want text/event-stream", u.Name, contentType)
+	}
+	return es
+}
+
+// eventsFromStart is Events from the daemon's first event on (Last-Event-ID
+// 0): registration can complete before a test subscribes.
+func (u *UAD) eventsFromStart() *EventStream {
+	u.t.Helper()
+	es, _ := u.subscribe("0")
+	return es
+}
+
+// subscribe does GET /v1/events (with Last-Event-ID lastID unless "") and
+// follows the stream until the end of the test; it returns the stream and
+// the response's Content-Type.
+func (u *UAD) subscribe(lastID string) (*EventStream, string) {
 	u.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.URL()+"/v1/events", nil)
@@ -744,6 +885,9 @@ func (u *UAD) Events() *EventStream {
 		u.t.Fatal(err)
 	}
 	req.Header.Set("Accept", "text/event-stream")
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
 	if u.token != "" {
 		req.Header.Set("Authorization", "Bearer "+u.token)
 	}
@@ -759,10 +903,7 @@ func (u *UAD) Events() *EventStream {
 		cancel()
 		u.t.Fatalf("uad %s: GET /v1/events = %d %s, want 200", u.Name, resp.StatusCode, body)
 	}
-	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
-		u.t.Errorf("uad %s: GET /v1/events Content-Type %q, want text/event-stream", u.Name, ct)
-	}
-	es := &EventStream{u: u, cancel: cancel, ended: make(chan struct{}), notify: make(chan struct{})}
+	es := &EventStream{u: u, cancel: cancel, ended: make(chan struct{}), log: newEventLog[Event]()}
 	go es.read(resp.Body)
 	u.t.Cleanup(func() {
 		cancel()
@@ -771,7 +912,7 @@ func (u *UAD) Events() *EventStream {
 			u.t.Logf("uad %s events seen:\n%s", u.Name, es.summary())
 		}
 	})
-	return es
+	return es, resp.Header.Get("Content-Type")
 }
 
 func (es *EventStream) read(body io.ReadCloser) {
@@ -788,17 +929,14 @@ func (es *EventStream) read(body io.ReadCloser) {
 		}
 		raw := strings.Join(data, "\n")
 		var e Event
-		es.mu.Lock()
 		if err := json.Unmarshal([]byte(raw), &e); err != nil {
+			es.mu.Lock()
 			es.bad = append(es.bad, raw)
+			es.mu.Unlock()
 		} else {
 			e.SSEID, e.SSEEvent, e.Raw = id, typ, raw
-			es.events = append(es.events, e)
-			es.used = append(es.used, false)
-			close(es.notify)
-			es.notify = make(chan struct{})
+			es.log.add(e)
 		}
-		es.mu.Unlock()
 		id, typ, data = "", "", nil
 	}
 	for sc.Scan() {
@@ -821,14 +959,11 @@ func (es *EventStream) read(body io.ReadCloser) {
 			data = append(data, value)
 		}
 	}
-	es.mu.Lock()
-	es.err = sc.Err()
-	if es.err == nil {
-		es.err = io.EOF
+	err := sc.Err()
+	if err == nil {
+		err = io.EOF
 	}
-	close(es.notify)
-	es.notify = make(chan struct{})
-	es.mu.Unlock()
+	es.log.end(err)
 }
 
 // WaitFor returns the first event not returned before that satisfies pred,
@@ -837,48 +972,40 @@ func (es *EventStream) read(body io.ReadCloser) {
 // twice for the same kind gets two different events.
 func (es *EventStream) WaitFor(t testing.TB, pred func(Event) bool, timeout time.Duration) Event {
 	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		es.mu.Lock()
-		for i, e := range es.events {
-			if !es.used[i] && pred(e) {
-				es.used[i] = true
-				es.mu.Unlock()
-				return e
-			}
-		}
-		ch, streamErr := es.notify, es.err
-		es.mu.Unlock()
-		if streamErr != nil {
-			select {
-			case <-es.ended:
-				t.Fatalf("uad %s: event stream ended (%v) without the awaited event; seen:\n%s", es.u.Name, streamErr, es.summary())
-			default:
-			}
-		}
-		select {
-		case <-ch:
-		case <-deadline.C:
-			t.Fatalf("uad %s: awaited event did not come within %v; seen:\n%s", es.u.Name, timeout, es.summary())
-		}
-	}
+	return es.log.waitFor(t, pred, timeout, "uad "+es.u.Name, "event stream", es.summary)
+}
+
+// ofType matches the events of type typ (for call callID, unless "").
+func ofType(typ, callID string) func(Event) bool {
+	return func(e Event) bool { return e.Type == typ && (callID == "" || e.CallID() == callID) }
 }
 
 // WaitType waits for an event of type typ (for call callID, unless "").
 func (es *EventStream) WaitType(t testing.TB, typ, callID string, timeout time.Duration) Event {
 	t.Helper()
-	return es.WaitFor(t, func(e Event) bool {
-		return e.Type == typ && (callID == "" || e.CallID() == callID)
-	}, timeout)
+	return es.WaitFor(t, ofType(typ, callID), timeout)
+}
+
+// WaitIncoming waits for call.incoming and requires it to carry a call.
+func (es *EventStream) WaitIncoming(t testing.TB) Event {
+	t.Helper()
+	inc := es.WaitType(t, "call.incoming", "", sigTimeout)
+	if inc.CallID() == "" {
+		t.Fatalf("call.incoming without a call: %s", inc.Raw)
+	}
+	return inc
+}
+
+// WaitAnswered waits for an incoming call and its call.connected, which it
+// returns.
+func (es *EventStream) WaitAnswered(t testing.TB) Event {
+	t.Helper()
+	id := es.WaitType(t, "call.incoming", "", sigTimeout).CallID()
+	return es.WaitType(t, "call.connected", id, sigTimeout)
 }
 
 // All returns every event received so far.
-func (es *EventStream) All() []Event {
-	es.mu.Lock()
-	defer es.mu.Unlock()
-	return append([]Event(nil), es.events...)
-}
+func (es *EventStream) All() []Event { return es.log.all() }
 
 // Has reports whether some event received so far satisfies pred (returned
 // before or not).
@@ -891,11 +1018,29 @@ func (es *EventStream) Has(pred func(Event) bool) bool {
 	return false
 }
 
+// HasType reports whether an event of type typ (for call callID, unless
+// "") came so far.
+func (es *EventStream) HasType(typ, callID string) bool { return es.Has(ofType(typ, callID)) }
+
+// noEvent asserts that no event of one of the types (for call callID,
+// unless "") came so far; what says whose events they are.
+func noEvent(t testing.TB, es *EventStream, what, callID string, types ...string) {
+	t.Helper()
+	for _, e := range es.All() {
+		for _, typ := range types {
+			if ofType(typ, callID)(e) {
+				t.Errorf("%s: unexpected event %s (%s)", what, e, e.Raw)
+			}
+		}
+	}
+}
+
 func (es *EventStream) summary() string {
+	evs := es.All()
 	es.mu.Lock()
 	defer es.mu.Unlock()
 	var b strings.Builder
-	for _, e := range es.events {
+	for _, e := range evs {
 		fmt.Fprintf(&b, "  %s\n", e)
 	}
 	for _, raw := range es.bad {
@@ -985,10 +1130,7 @@ type RTPPeer struct {
 // newRTPPeer binds 127.0.0.1:port (0 = any free port).
 func newRTPPeer(t testing.TB, port int) *RTPPeer {
 	t.Helper()
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
-	if err != nil {
-		t.Fatalf("RTP socket on port %d: %v", port, err)
-	}
+	conn := listenLoopback(t, port, "RTP")
 	p := &RTPPeer{
 		t:        t,
 		conn:     conn,
@@ -1227,7 +1369,7 @@ func toneFrame(i int) []byte {
 	for k := range out {
 		n := i*160 + k
 		v := 8000 * math.Sin(2*math.Pi*440*float64(n)/8000)
-		out[k] = linearToULaw(int16(v))
+		out[k] = g711.EncodeULaw(int16(v))
 		if out[k] == 0x7f {
 			out[k] = 0xff
 		}
@@ -1235,26 +1377,6 @@ func toneFrame(i int) []byte {
 	out[0] = byte(0x20 + i%64)
 	out[1] = byte(0x20 + (i/64)%64)
 	return out
-}
-
-// linearToULaw is G.711 µ-law encoding.
-func linearToULaw(sample int16) byte {
-	const bias, clip = 0x84, 32635
-	v := int(sample)
-	sign := 0
-	if v < 0 {
-		v, sign = -v, 0x80
-	}
-	if v > clip {
-		v = clip
-	}
-	v += bias
-	exp := 7
-	for mask := 0x4000; v&mask == 0 && exp > 0; mask >>= 1 {
-		exp--
-	}
-	mant := (v >> (exp + 3)) & 0x0f
-	return ^byte(sign | exp<<4 | mant)
 }
 
 // payloadPT maps a codec name of the API to its static payload type.
@@ -1289,9 +1411,7 @@ type Sipp struct {
 	Dir       string
 	Args      []string
 
-	cmd     *exec.Cmd
-	done    chan struct{}
-	exit    error
+	*process
 	msgPath string
 	errPath string
 	outPath string
@@ -1363,7 +1483,7 @@ func startSipp(t testing.TB, scenario string, args ...string) *Sipp {
 	}
 	dir := t.TempDir()
 	s := &Sipp{
-		t: t, Scenario: filepath.Base(path), Dir: dir, done: make(chan struct{}),
+		t: t, Scenario: filepath.Base(path), Dir: dir,
 		msgPath: filepath.Join(dir, "messages.log"),
 		errPath: filepath.Join(dir, "errors.log"),
 		outPath: filepath.Join(dir, "sipp.out"),
@@ -1426,24 +1546,9 @@ func startSipp(t testing.TB, scenario string, args ...string) *Sipp {
 	}
 	s.Args = full
 
-	out, err := os.Create(s.outPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.cmd = exec.Command("sipp", full...)
-	s.cmd.Dir = dir
-	s.cmd.Stdout = out
-	s.cmd.Stderr = out
-	s.cmd.Stdin = nil
-	if err := s.cmd.Start(); err != nil {
-		out.Close()
-		t.Fatalf("start sipp: %v", err)
-	}
-	out.Close()
-	go func() {
-		s.exit = s.cmd.Wait()
-		close(s.done)
-	}()
+	cmd := exec.Command("sipp", full...)
+	cmd.Dir = dir
+	s.process = startProcess(t, cmd, s.outPath, "sipp")
 	t.Cleanup(func() {
 		select {
 		case <-s.done:
@@ -1461,18 +1566,9 @@ func startSipp(t testing.TB, scenario string, args ...string) *Sipp {
 		if tr, _ := flagValue(full, "-t"); strings.HasPrefix(tr, "t") {
 			network = "tcp"
 		}
-		ok := poll(10*time.Second, 20*time.Millisecond, func() bool {
-			select {
-			case <-s.done:
-				return true
-			default:
-			}
-			return portBound(network, s.Port)
-		})
-		select {
-		case <-s.done:
+		ok := s.pollRunning(10*time.Second, 20*time.Millisecond, func() bool { return portBound(network, s.Port) })
+		if !s.running() {
 			t.Fatalf("sipp %s exited at start: %v\n%s", s.Scenario, s.exit, tail(readFile(s.outPath), 8<<10))
-		default:
 		}
 		if !ok {
 			t.Fatalf("sipp %s does not listen on %s/%d after 10 s", s.Scenario, network, s.Port)
@@ -1542,6 +1638,91 @@ func runSipp(t testing.TB, scenario string, args ...string) SippResult {
 	return startSipp(t, scenario, args...).Wait()
 }
 
+// sippPair is a sipp UAS scenario and a UAC scenario that calls it, one a
+// stand-in for uad, and which of them must fail a check.
+type sippPair struct {
+	name     string
+	uas      string
+	uasArgs  []string
+	uac      string
+	uacArgs  []string
+	uasFails bool // the UAS must fail a check
+	uacFails bool // the UAC must fail a check; the UAS's result then does not matter
+}
+
+// runSippPairs runs each pair in a parallel subtest and checks how both
+// sides exited.
+func runSippPairs(t *testing.T, pairs []sippPair) {
+	for _, p := range pairs {
+		t.Run(p.name, func(t *testing.T) {
+			t.Parallel()
+			uas := startSipp(t, p.uas, p.uasArgs...)
+			uac := runSipp(t, p.uac, append(append([]string{}, p.uacArgs...), "-s", "x", uas.Addr())...)
+			switch {
+			case p.uacFails && uac.Code == 0:
+				t.Errorf("%s exited 0 against a wrong answer, want a failed check", p.uac)
+			case !p.uacFails && uac.Code != 0:
+				t.Errorf("%s exited %d, want 0\n%s", p.uac, uac.Code, tail(uac.Errors, 4<<10))
+			}
+			if p.uacFails {
+				// The UAC gave up mid-call; the stand-in's own result does not matter.
+				return
+			}
+			res := uas.Wait()
+			switch {
+			case p.uasFails && res.Code == 0:
+				t.Errorf("%s exited 0 against a wrong offer, want a failed check", p.uas)
+			case !p.uasFails && res.Code != 0:
+				t.Errorf("%s exited %d, want 0\n%s", p.uas, res.Code, tail(res.Errors, 4<<10))
+			}
+		})
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Calls that many tests set up the same way.
+
+// sippCallsUAD starts uad (opts), follows its events, and starts sipp's
+// scenario calling it with an RTP socket of the test as sipp's audio; args
+// are more sipp arguments.
+func sippCallsUAD(t *testing.T, opts UADOptions, scenario string, args ...string) (*UAD, *EventStream, *RTPPeer, *Sipp) {
+	t.Helper()
+	requirePeer(t, "sipp")
+	u := startUAD(t, opts)
+	ev := u.Events()
+	peer := newRTPPeer(t, 0)
+	args = append(append([]string(nil), args...), "-key", "rtp_port", itoa(peer.Port()), u.SIPAddr())
+	return u, ev, peer, startSipp(t, scenario, args...)
+}
+
+// hangUp hangs up call id through the API and waits for its call.ended
+// and for sipp s to end as scripted, whose result it returns.
+func hangUp(t testing.TB, u *UAD, ev *EventStream, id string, s *Sipp) SippResult {
+	t.Helper()
+	u.Hangup(id)
+	ev.WaitType(t, "call.ended", id, sigTimeout)
+	return s.WaitOK()
+}
+
+// callSide is one side of a call between two uads: the uad, its events
+// and its call id.
+type callSide struct {
+	name string
+	u    *UAD
+	ev   *EventStream
+	id   string
+}
+
+// waitBothConnected waits until A's call idA reached B and is connected on
+// both sides (evA, evB: their events); it returns B's call id.
+func waitBothConnected(t testing.TB, evA *EventStream, idA string, evB *EventStream) string {
+	t.Helper()
+	idB := evB.WaitType(t, "call.incoming", "", sigTimeout).CallID()
+	evA.WaitType(t, "call.connected", idA, sigTimeout)
+	evB.WaitType(t, "call.connected", idB, sigTimeout)
+	return idB
+}
+
 // ---------------------------------------------------------------------------
 // baresip, driven over ctrl_tcp (netstring-framed JSON).
 
@@ -1583,19 +1764,14 @@ type Baresip struct {
 	LogPath  string
 	WAVPath  string
 
-	cmd  *exec.Cmd
-	done chan struct{}
-	exit error
+	*process
 	conn net.Conn
 	wmu  sync.Mutex
 
+	log       *eventLog[BaresipEvent]
 	mu        sync.Mutex
-	events    []BaresipEvent
-	used      []bool
 	responses map[string]chan BaresipResponse
 	tokenN    int
-	notify    chan struct{}
-	readErr   error
 	readDone  chan struct{}
 }
 
@@ -1624,9 +1800,8 @@ func startBaresip(t testing.TB, opts BaresipOptions) *Baresip {
 		CtrlPort:  freePort(t),
 		LogPath:   filepath.Join(dir, "baresip.log"),
 		WAVPath:   filepath.Join(dir, "tone.wav"),
-		done:      make(chan struct{}),
+		log:       newEventLog[BaresipEvent](),
 		responses: map[string]chan BaresipResponse{},
-		notify:    make(chan struct{}),
 		readDone:  make(chan struct{}),
 	}
 	rtpLo := miscPorts.take(t, 20, false)
@@ -1667,32 +1842,13 @@ ctrl_tcp_listen		127.0.0.1:%d
 		}
 	}
 
-	logf, err := os.Create(b.LogPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// -4: IPv4 only; -s: SIP trace into the log; no stdio.so (no terminal).
-	b.cmd = exec.Command("baresip", "-4", "-s", "-f", dir)
-	b.cmd.Dir = dir
-	b.cmd.Stdout = logf
-	b.cmd.Stderr = logf
-	if err := b.cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatalf("start baresip: %v", err)
-	}
-	logf.Close()
-	go func() {
-		b.exit = b.cmd.Wait()
-		close(b.done)
-	}()
+	cmd := exec.Command("baresip", "-4", "-s", "-f", dir)
+	cmd.Dir = dir
+	b.process = startProcess(t, cmd, b.LogPath, "baresip")
 	t.Cleanup(b.stop)
 
-	ready := poll(10*time.Second, 20*time.Millisecond, func() bool {
-		select {
-		case <-b.done:
-			return true
-		default:
-		}
+	ready := b.pollRunning(10*time.Second, 20*time.Millisecond, func() bool {
 		log := readFile(b.LogPath)
 		return strings.Contains(log, "baresip is ready.") || strings.Contains(log, "init failed")
 	})
@@ -1712,15 +1868,6 @@ ctrl_tcp_listen		127.0.0.1:%d
 	}
 	go b.readLoop()
 	return b
-}
-
-func (b *Baresip) running() bool {
-	select {
-	case <-b.done:
-		return false
-	default:
-		return true
-	}
 }
 
 func (b *Baresip) stop() {
@@ -1748,6 +1895,38 @@ func (b *Baresip) stop() {
 	}
 }
 
+// uadAndBaresip starts uad (defaults), follows its events, and starts
+// baresip with opts.
+func uadAndBaresip(t *testing.T, opts BaresipOptions) (*UAD, *EventStream, *Baresip) {
+	t.Helper()
+	requirePeer(t, "baresip", "sox")
+	u := startUAD(t, UADOptions{})
+	ev := u.Events()
+	return u, ev, startBaresip(t, opts)
+}
+
+// dialUAD makes baresip call u and waits until the call is up on both
+// sides; it returns uad's call id.
+func (b *Baresip) dialUAD(t testing.TB, u *UAD, ev *EventStream) string {
+	t.Helper()
+	if r := b.Command("dial", u.SIPURI("uad")); !r.OK {
+		t.Fatalf("baresip dial: %+v", r)
+	}
+	id := ev.WaitAnswered(t).CallID()
+	b.WaitEventType(t, "CALL_ESTABLISHED", sigTimeout)
+	return id
+}
+
+// hangUp makes baresip hang up its call and waits for CALL_CLOSED, which
+// it returns.
+func (b *Baresip) hangUp(t testing.TB) BaresipEvent {
+	t.Helper()
+	if r := b.Command("hangup", ""); !r.OK {
+		t.Errorf("baresip hangup: %+v", r)
+	}
+	return b.WaitEventType(t, "CALL_CLOSED", sigTimeout)
+}
+
 // URI is the SIP URI of baresip's account.
 func (b *Baresip) URI() string { return fmt.Sprintf("sip:%s@127.0.0.1:%d", b.User, b.SIPPort) }
 
@@ -1769,11 +1948,7 @@ func (b *Baresip) readLoop() {
 	for {
 		msg, err := readNetstring(rd)
 		if err != nil {
-			b.mu.Lock()
-			b.readErr = err
-			close(b.notify)
-			b.notify = make(chan struct{})
-			b.mu.Unlock()
+			b.log.end(err)
 			return
 		}
 		var head struct {
@@ -1786,12 +1961,7 @@ func (b *Baresip) readLoop() {
 			var e BaresipEvent
 			if json.Unmarshal(msg, &e) == nil {
 				e.Raw = string(msg)
-				b.mu.Lock()
-				b.events = append(b.events, e)
-				b.used = append(b.used, false)
-				close(b.notify)
-				b.notify = make(chan struct{})
-				b.mu.Unlock()
+				b.log.add(e)
 			}
 		case head.Response:
 			var r BaresipResponse
@@ -1858,28 +2028,7 @@ func (b *Baresip) Command(cmd string, params string) BaresipResponse {
 // pred, waiting up to timeout; it fails the test otherwise.
 func (b *Baresip) WaitEvent(t testing.TB, pred func(BaresipEvent) bool, timeout time.Duration) BaresipEvent {
 	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		b.mu.Lock()
-		for i, e := range b.events {
-			if !b.used[i] && pred(e) {
-				b.used[i] = true
-				b.mu.Unlock()
-				return e
-			}
-		}
-		ch, rerr := b.notify, b.readErr
-		b.mu.Unlock()
-		if rerr != nil {
-			t.Fatalf("baresip ctrl_tcp connection ended (%v) without the awaited event; seen:\n%s", rerr, b.summary())
-		}
-		select {
-		case <-ch:
-		case <-deadline.C:
-			t.Fatalf("baresip: awaited event did not come within %v; seen:\n%s", timeout, b.summary())
-		}
-	}
+	return b.log.waitFor(t, pred, timeout, "baresip", "ctrl_tcp connection", b.summary)
 }
 
 // WaitEventType waits for an event of type typ (e.g. CALL_ESTABLISHED).
@@ -1889,10 +2038,8 @@ func (b *Baresip) WaitEventType(t testing.TB, typ string, timeout time.Duration)
 }
 
 func (b *Baresip) summary() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var s strings.Builder
-	for _, e := range b.events {
+	for _, e := range b.log.all() {
 		fmt.Fprintf(&s, "  %s %s peer=%s id=%s param=%q\n", e.Type, e.Direction, e.PeerURI, e.ID, e.Param)
 	}
 	if s.Len() == 0 {
@@ -1906,11 +2053,8 @@ func itoa(i int) string { return strconv.Itoa(i) }
 // AudioDebug returns baresip's audio_debug report of the current call.
 func (b *Baresip) AudioDebug() string {
 	b.t.Helper()
-	r := b.Command("audio_debug", "")
-	if !r.OK {
-		b.t.Fatalf("baresip audio_debug: %+v", r)
-	}
-	return r.Data
+	_, report := b.debugRcvd("audio_debug")
+	return report
 }
 
 var rcvdRE = regexp.MustCompile(`rcvd=(\d+)`)
@@ -1919,10 +2063,23 @@ var rcvdRE = regexp.MustCompile(`rcvd=(\d+)`)
 // (the sum of its RTCP members' rcvd counters in audio_debug).
 func (b *Baresip) RTPReceived() int {
 	b.t.Helper()
+	n, _ := b.debugRcvd("audio_debug")
+	return n
+}
+
+// debugRcvd runs a debug command of the current call (audio_debug,
+// video_debug) and returns the sum of the rcvd counters of its RTCP
+// members, and the report.
+func (b *Baresip) debugRcvd(cmd string) (int, string) {
+	b.t.Helper()
+	r := b.Command(cmd, "")
+	if !r.OK {
+		b.t.Fatalf("baresip %s: %+v", cmd, r)
+	}
 	n := 0
-	for _, m := range rcvdRE.FindAllStringSubmatch(b.AudioDebug(), -1) {
+	for _, m := range rcvdRE.FindAllStringSubmatch(r.Data, -1) {
 		c, _ := strconv.Atoi(m[1])
 		n += c
 	}
-	return n
+	return n, r.Data
 }

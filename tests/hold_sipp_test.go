@@ -10,34 +10,11 @@ package tests
 import (
 	"encoding/json"
 	"net/http"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 )
-
-// sippTraceRE matches the line before each message of sipp's -trace_msg
-// file and the line that says which way it went.
-var sippTraceRE = regexp.MustCompile(`(?m)^-{10,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\r?\n(?:UDP|TCP) message (sent|received)[^\n]*\n`)
-
-// parseSippTrace returns the messages of sipp's -trace_msg file, in order;
-// Sent is set on those sipp sent.
-func parseSippTrace(text string) []sipMsg {
-	var out []sipMsg
-	idx := sippTraceRE.FindAllStringSubmatchIndex(text, -1)
-	for i, m := range idx {
-		end := len(text)
-		if i+1 < len(idx) {
-			end = idx[i+1][0]
-		}
-		msg := parseSIPMessage(text[m[1]:end])
-		msg.At, _ = time.ParseInLocation("2006-01-02 15:04:05", text[m[2]:m[3]], time.Local)
-		msg.Sent = text[m[4]:m[5]] == "sent"
-		out = append(out, msg)
-	}
-	return out
-}
 
 // sdpBodies returns the SDP bodies of the messages sent (sent=true) or
 // received by the tracer, in order.
@@ -94,6 +71,24 @@ func checkRefused(t *testing.T, what string, st int, e apiError, status int) {
 	}
 }
 
+// refusedHoldRequest asks to hold (or resume) the call, which the peer
+// refuses with status: the API answers 502 with that sip_status, and so
+// does the hold.failed (unhold.failed) event, which it returns.
+func refusedHoldRequest(t *testing.T, h *holdCallToSipp, hold bool, what string, status int) Event {
+	t.Helper()
+	st, _, e := holdRequest(t, h.u, h.id, hold)
+	checkRefused(t, what, st, e, status)
+	typ := "hold.failed"
+	if !hold {
+		typ = "unhold.failed"
+	}
+	failed := h.ev.WaitType(t, typ, h.id, sigTimeout)
+	if failed.SIPStatus != status {
+		t.Errorf("%s sip_status %d, want %d", typ, failed.SIPStatus, status)
+	}
+	return failed
+}
+
 // ---------------------------------------------------------------------------
 // sipp holds uad.
 
@@ -105,14 +100,9 @@ func TestHoldSippHoldsUAD_Table(t *testing.T) {
 	t.Parallel()
 	requirePeer(t, "sipp")
 	const stepMS = 800 // sipp's pause after each exchange
-	u := startUAD(t, UADOptions{})
-	ev := u.Events()
-	peer := newRTPPeer(t, 0)
-	s := startSipp(t, "hold_uac_table.xml", "-s", "uad", "-d", itoa(stepMS),
-		"-key", "rtp_port", itoa(peer.Port()), u.SIPAddr())
+	u, ev, peer, s := sippCallsUAD(t, UADOptions{}, "hold_uac_table.xml", "-s", "uad", "-d", itoa(stepMS))
 
-	id := ev.WaitType(t, "call.incoming", "", sigTimeout).CallID()
-	ev.WaitType(t, "call.connected", id, sigTimeout)
+	id := ev.WaitAnswered(t).CallID()
 	c := u.Call(id)
 	peer.SendAsync(u.AudioLocal(c), 3000)
 
@@ -153,9 +143,9 @@ func TestHoldSippHoldsUAD_Table(t *testing.T) {
 		if !to.After(from) {
 			continue
 		}
-		in := filterPackets(pkts, func(pk RTPPacket) bool { return !pk.At.Before(from) && pk.At.Before(to) })
+		in := filter(pkts, func(pk RTPPacket) bool { return !pk.At.Before(from) && pk.At.Before(to) })
 		if st.want.Dir == "sendrecv" {
-			if want := int(to.Sub(from)/(20*time.Millisecond)) / 2; len(filterPackets(in, echoOf(peer))) < want {
+			if want := int(to.Sub(from)/(20*time.Millisecond)) / 2; len(filter(in, echoOf(peer))) < want {
 				t.Errorf("%s (sendrecv): %d packets echoed in %v, want >= %d", st.what, len(in), to.Sub(from), want)
 			}
 		} else if len(in) > 0 {
@@ -207,14 +197,9 @@ func TestHoldSippHoldsUAD_Table(t *testing.T) {
 // doubling) and hangs up with BYE after 64·T1 = 6.4 s.
 func TestHoldSippLostACK(t *testing.T) {
 	t.Parallel()
-	requirePeer(t, "sipp")
-	u := startUAD(t, UADOptions{Config: map[string]any{"sip.t1": "100ms"}})
-	ev := u.Events()
-	peer := newRTPPeer(t, 0)
-	s := startSipp(t, "hold_uac_no_ack.xml", "-s", "uad", "-key", "rtp_port", itoa(peer.Port()), u.SIPAddr())
+	_, ev, _, s := sippCallsUAD(t, UADOptions{Config: map[string]any{"sip.t1": "100ms"}}, "hold_uac_no_ack.xml", "-s", "uad")
 
-	id := ev.WaitType(t, "call.incoming", "", sigTimeout).CallID()
-	ev.WaitType(t, "call.connected", id, sigTimeout)
+	id := ev.WaitAnswered(t).CallID()
 	checkEventCall(t, ev.WaitType(t, "held", id, sigTimeout), callWant{State: "live", RemoteHold: true, Dir: "recvonly"})
 	end := ev.WaitType(t, "call.ended", id, 15*time.Second)
 	if end.Reason != "timeout" {
@@ -281,20 +266,11 @@ func TestHoldUADHoldsSipp(t *testing.T) {
 	checkEventCall(t, h.ev.WaitType(t, "unhold.success", h.id, sigTimeout), live)
 	checkCallIs(t, "second unhold", mustUnhold(t, h.u, h.id), live)
 
-	h.u.Hangup(h.id)
-	h.ev.WaitType(t, "call.ended", h.id, sigTimeout)
-	r := h.sipp.WaitOK()
-	if got := eventTypes(holdEvents(h.ev, h.id)); strings.Join(got, " ") != "hold.success unhold.success" {
-		t.Errorf("hold events %v, want [hold.success unhold.success]", got)
-	}
+	r := hangUp(t, h.u, h.ev, h.id, h.sipp)
+	checkHoldEvents(t, h.ev, h.id, "", "hold.success", "unhold.success")
 
 	msgs := parseSippTrace(r.Messages)
-	invs := pick(msgs, requestsOf("INVITE", false))
-	if len(invs) != 3 {
-		t.Fatalf("sipp got %d INVITEs, want 3 (call, hold, resume)", len(invs))
-	}
-	checkSDPDir(t, "hold offer", invs[1], "sendonly")
-	checkSDPDir(t, "resume offer", invs[2], "sendrecv")
+	checkHoldResumeOffers(t, msgs, "sendonly")
 	checkSDPVersions(t, "uad's SDP", sdpBodies(msgs, false))
 }
 
@@ -311,46 +287,30 @@ func TestHoldDialects(t *testing.T) {
 			t.Errorf("inactive hold: uad sent %d RTP packets in %v, want none (no hold tone when inactive)", len(w[0]), quietWindow)
 		}
 		checkCallIs(t, "unhold response", mustUnhold(t, h.u, h.id), callWant{State: "live", Dir: "sendrecv"})
-		if got := waitPackets(h.peer, time.Now(), 10, echoOf(h.peer), 3*time.Second); len(got) < 10 {
-			t.Errorf("echo after the resume: %d packets, want >= 10", len(got))
-		}
+		checkHears(t, "echo after the resume", h.peer, echoOf(h.peer))
 		h.u.Hangup(h.id)
 		msgs := parseSippTrace(h.sipp.WaitOK().Messages)
 		// The peer's inactive answer is forced by our inactive offer: it
 		// does not mean the peer holds us.
-		if got := eventTypes(holdEvents(h.ev, h.id)); strings.Join(got, " ") != "hold.success unhold.success" {
-			t.Errorf("hold events %v, want [hold.success unhold.success] (an inactive answer to an inactive offer is no hold by the peer)", got)
-		}
-		invs := pick(msgs, requestsOf("INVITE", false))
-		if len(invs) != 3 {
-			t.Fatalf("sipp got %d INVITEs, want 3", len(invs))
-		}
-		checkSDPDir(t, "hold offer", invs[1], "inactive")
-		checkSDPDir(t, "resume offer", invs[2], "sendrecv")
+		checkHoldEvents(t, h.ev, h.id, "an inactive answer to an inactive offer is no hold by the peer", "hold.success", "unhold.success")
+		checkHoldResumeOffers(t, msgs, "inactive")
 	})
 	t.Run("legacy", func(t *testing.T) {
 		t.Parallel()
 		h := uadCallsSipp(t, UADOptions{Config: map[string]any{"calls.hold_dialect": "legacy"}}, "hold_uas_dialect_legacy.xml")
 		h.talk(t)
 		checkCallIs(t, "hold response", mustHold(t, h.u, h.id), callWant{State: "hold", LocalHold: true, Dir: "sendonly"})
-		if got := waitPackets(h.peer, time.Now(), 10, notEchoOf(h.peer), 3*time.Second); len(got) < 10 {
-			t.Errorf("legacy hold: %d packets of the hold tone, want >= 10 (the peer answered recvonly)", len(got))
-		}
+		checkHears(t, "legacy hold: the hold tone (the peer answered recvonly)", h.peer, notEchoOf(h.peer))
 		checkCallIs(t, "unhold response", mustUnhold(t, h.u, h.id), callWant{State: "live", Dir: "sendrecv"})
 		h.u.Hangup(h.id)
 		msgs := parseSippTrace(h.sipp.WaitOK().Messages)
-		if got := eventTypes(holdEvents(h.ev, h.id)); strings.Join(got, " ") != "hold.success unhold.success" {
-			t.Errorf("hold events %v, want [hold.success unhold.success]", got)
-		}
-		invs := pick(msgs, requestsOf("INVITE", false))
-		if len(invs) != 3 {
-			t.Fatalf("sipp got %d INVITEs, want 3", len(invs))
-		}
-		if a, ok := parseSDPAudio(invs[1].Body); !ok || a.Conn != "0.0.0.0" || len(a.Dirs) != 0 || a.Port == 0 {
+		checkHoldEvents(t, h.ev, h.id, "", "hold.success", "unhold.success")
+		hold, resume := holdResumeOffers(t, msgs)
+		if a, ok := parseSDPAudio(hold.Body); !ok || a.Conn != "0.0.0.0" || len(a.Dirs) != 0 || a.Port == 0 {
 			t.Errorf("legacy hold offer: address %q, directions %q, port %d; want c=IN IP4 0.0.0.0, no direction attribute, the same port:\n%s",
-				a.Conn, a.Dirs, a.Port, invs[1].Body)
+				a.Conn, a.Dirs, a.Port, hold.Body)
 		}
-		checkSDPDir(t, "resume offer", invs[2], "sendrecv")
+		checkSDPDir(t, "resume offer", resume, "sendrecv")
 	})
 }
 
@@ -381,19 +341,13 @@ func TestHoldMutualWithSipp(t *testing.T) {
 	live := callWant{State: "live", Dir: "sendrecv"}
 	checkEventCall(t, h.ev.WaitType(t, "resumed", h.id, 10*time.Second), live)
 	checkCallIs(t, "resumed by sipp", h.u.Call(h.id), live)
-	if got := waitPackets(h.peer, time.Now(), 10, echoOf(h.peer), 3*time.Second); len(got) < 10 {
-		t.Errorf("echo after both resumed: %d packets, want >= 10", len(got))
-	}
+	checkHears(t, "echo after both resumed", h.peer, echoOf(h.peer))
 
-	h.u.Hangup(h.id)
-	h.ev.WaitType(t, "call.ended", h.id, sigTimeout)
-	msgs := parseSippTrace(h.sipp.WaitOK().Messages)
-	if got := eventTypes(holdEvents(h.ev, h.id)); strings.Join(got, " ") != "held hold.success unhold.success resumed" {
-		t.Errorf("hold events %v, want [held hold.success unhold.success resumed]", got)
-	}
+	msgs := parseSippTrace(hangUp(t, h.u, h.ev, h.id, h.sipp).Messages)
+	checkHoldEvents(t, h.ev, h.id, "", "held", "hold.success", "unhold.success", "resumed")
 
-	sippInvs := pick(msgs, requestsOf("INVITE", true))
-	uadInvs := pick(msgs, requestsOf("INVITE", false))
+	sippInvs := filter(msgs, requestsOf("INVITE", true))
+	uadInvs := filter(msgs, requestsOf("INVITE", false))
 	if len(sippInvs) != 2 || len(uadInvs) != 3 {
 		t.Fatalf("sipp's trace has %d INVITEs from sipp (want 2) and %d from uad (want 3)", len(sippInvs), len(uadInvs))
 	}
@@ -414,7 +368,7 @@ func TestHoldMutualWithSipp(t *testing.T) {
 	// From the held event until sipp's resume uad may not send: first the
 	// peer holds (recvonly), then both (inactive), then the peer (recvonly).
 	resumeAt := sippInvs[1].At
-	if n := len(filterPackets(h.peer.Received(), func(pk RTPPacket) bool {
+	if n := len(filter(h.peer.Received(), func(pk RTPPacket) bool {
 		return !pk.At.Before(heldSeen) && pk.At.Before(resumeAt)
 	})); n > 0 {
 		t.Errorf("uad sent %d RTP packets while the peer held it (%v until sipp's resume), want none", n, resumeAt.Sub(heldSeen))
@@ -443,15 +397,11 @@ func TestHoldLaterOfferWhileHolding(t *testing.T) {
 
 	peer2.SendAsync(h.u.AudioLocal(c), 3000)
 	checkCallIs(t, "unhold response", mustUnhold(t, h.u, h.id), callWant{State: "live", Dir: "sendrecv"})
-	if got := waitPackets(peer2, time.Now(), 10, echoOf(peer2), 3*time.Second); len(got) < 10 {
-		t.Errorf("echo after the resume: %d packets at the new port, want >= 10", len(got))
-	}
+	checkHears(t, "echo after the resume, at the new port", peer2, echoOf(peer2))
 	h.u.Hangup(h.id)
 	msgs := parseSippTrace(h.sipp.WaitOK().Messages)
-	if got := eventTypes(holdEvents(h.ev, h.id)); strings.Join(got, " ") != "hold.success unhold.success" {
-		t.Errorf("hold events %v, want [hold.success unhold.success] (the re-INVITE changes nothing)", got)
-	}
-	offerless := pick(msgs, requestsOf("INVITE", true))
+	checkHoldEvents(t, h.ev, h.id, "the re-INVITE changes nothing", "hold.success", "unhold.success")
+	offerless := filter(msgs, requestsOf("INVITE", true))
 	if len(offerless) != 1 || offerless[0].Body != "" {
 		t.Fatalf("sipp sent %d INVITEs, want its one offerless re-INVITE", len(offerless))
 	}
@@ -471,28 +421,19 @@ func TestHoldRefused(t *testing.T) {
 	h.talk(t)
 	live := callWant{State: "live", Dir: "sendrecv"}
 
-	st, _, e := holdRequest(t, h.u, h.id, true)
-	checkRefused(t, "hold refused by the peer", st, e, 488)
-	failed := h.ev.WaitType(t, "hold.failed", h.id, sigTimeout)
-	if failed.SIPStatus != 488 {
-		t.Errorf("hold.failed sip_status %d, want 488", failed.SIPStatus)
-	}
+	failed := refusedHoldRequest(t, h, true, "hold refused by the peer", 488)
 	checkEventCall(t, failed, live)
 	checkCallIs(t, "after the refused hold", h.u.Call(h.id), live)
-	if got := waitPackets(h.peer, time.Now(), 10, echoOf(h.peer), 3*time.Second); len(got) < 10 {
-		t.Errorf("echo after the refused hold: %d packets, want >= 10 (media unchanged)", len(got))
-	}
+	checkHears(t, "echo after the refused hold (media unchanged)", h.peer, echoOf(h.peer))
 	pkts := h.peer.Received()
-	if n := len(filterPackets(pkts, notEchoOf(h.peer))); n > 0 {
+	if n := len(filter(pkts, notEchoOf(h.peer))); n > 0 {
 		t.Errorf("%d packets that are not the echo: the hold source must not start before the peer accepts", n)
 	}
 	checkOneStream(t, "uad's RTP", pkts)
 
 	h.u.Hangup(h.id)
 	h.sipp.WaitOK()
-	if got := eventTypes(holdEvents(h.ev, h.id)); strings.Join(got, " ") != "hold.failed" {
-		t.Errorf("hold events %v, want [hold.failed]", got)
-	}
+	checkHoldEvents(t, h.ev, h.id, "", "hold.failed")
 }
 
 // The peer refuses the resume (488): unhold.failed; then the call is hung
@@ -503,12 +444,7 @@ func TestUnholdRefused(t *testing.T) {
 		t.Parallel()
 		h := uadCallsSipp(t, UADOptions{}, "hold_uas_unhold_refused.xml")
 		mustHold(t, h.u, h.id)
-		st, _, e := holdRequest(t, h.u, h.id, false)
-		checkRefused(t, "unhold refused by the peer", st, e, 488)
-		failed := h.ev.WaitType(t, "unhold.failed", h.id, sigTimeout)
-		if failed.SIPStatus != 488 {
-			t.Errorf("unhold.failed sip_status %d, want 488", failed.SIPStatus)
-		}
+		failed := refusedHoldRequest(t, h, false, "unhold refused by the peer", 488)
 		end := h.ev.WaitType(t, "call.ended", h.id, sigTimeout)
 		checkOrder(t, failed, end)
 		if end.Reason == "remote" {
@@ -529,10 +465,8 @@ func TestUnholdRefused(t *testing.T) {
 		checkRefused(t, "unhold refused by the peer", st, e, 488)
 		checkEventCall(t, h.ev.WaitType(t, "unhold.failed", h.id, sigTimeout), holding)
 		checkCallIs(t, "after the refused unhold", h.u.Call(h.id), holding)
-		if got := waitPackets(h.peer, time.Now(), 10, notEchoOf(h.peer), 3*time.Second); len(got) < 10 {
-			t.Errorf("after the refused unhold: %d packets of the hold tone, want >= 10 (still held)", len(got))
-		}
-		if h.ev.Has(func(e Event) bool { return e.Type == "call.ended" && e.CallID() == h.id }) {
+		checkHears(t, "after the refused unhold: the hold tone (still held)", h.peer, notEchoOf(h.peer))
+		if h.ev.HasType("call.ended", h.id) {
 			t.Fatalf("call.ended with calls.unhold_failure: keep")
 		}
 		h.u.Hangup(h.id)
@@ -548,12 +482,7 @@ func TestUnholdGets481(t *testing.T) {
 	t.Parallel()
 	h := uadCallsSipp(t, UADOptions{Config: map[string]any{"calls.unhold_failure": "keep"}}, "hold_uas_unhold_481.xml")
 	mustHold(t, h.u, h.id)
-	st, _, e := holdRequest(t, h.u, h.id, false)
-	checkRefused(t, "unhold answered 481", st, e, 481)
-	failed := h.ev.WaitType(t, "unhold.failed", h.id, sigTimeout)
-	if failed.SIPStatus != 481 {
-		t.Errorf("unhold.failed sip_status %d, want 481", failed.SIPStatus)
-	}
+	failed := refusedHoldRequest(t, h, false, "unhold answered 481", 481)
 	end := h.ev.WaitType(t, "call.ended", h.id, sigTimeout) // even with keep: 481 ends the dialog
 	checkOrder(t, failed, end)
 	if end.SIPStatus != 481 {
@@ -598,7 +527,7 @@ func TestHoldGlare(t *testing.T) {
 	check := func(t *testing.T, ev *EventStream, id string, r SippResult, snaps []snap, min, max time.Duration) {
 		msgs := parseSippTrace(r.Messages)
 		var holds []sipMsg
-		for _, m := range pick(msgs, requestsOf("INVITE", false)) {
+		for _, m := range filter(msgs, requestsOf("INVITE", false)) {
 			if a, ok := parseSDPAudio(m.Body); ok && a.Dir() == "sendonly" {
 				holds = append(holds, m)
 			}
@@ -615,9 +544,7 @@ func TestHoldGlare(t *testing.T) {
 		if gap := holds[1].At.Sub(holds[0].At); gap < min-50*time.Millisecond || gap > max+300*time.Millisecond {
 			t.Errorf("retry %v after the 491'd re-INVITE, want %v-%v", gap, min, max)
 		}
-		if got := eventTypes(holdEvents(ev, id)); strings.Join(got, " ") != "hold.success" {
-			t.Errorf("hold events %v, want [hold.success] (a 491 is retried, not reported)", got)
-		}
+		checkHoldEvents(t, ev, id, "a 491 is retried, not reported", "hold.success")
 		pendingSeen := false
 		for _, s := range snaps {
 			if !s.at.Before(holds[1].At.Add(-20 * time.Millisecond)) {
@@ -654,13 +581,8 @@ func TestHoldGlare(t *testing.T) {
 	})
 	t.Run("callee", func(t *testing.T) {
 		t.Parallel()
-		requirePeer(t, "sipp")
-		u := startUAD(t, UADOptions{})
-		ev := u.Events()
-		peer := newRTPPeer(t, 0)
-		s := startSipp(t, "hold_uac_glare.xml", "-s", "uad", "-key", "rtp_port", itoa(peer.Port()), u.SIPAddr())
-		id := ev.WaitType(t, "call.incoming", "", sigTimeout).CallID()
-		ev.WaitType(t, "call.connected", id, sigTimeout)
+		u, ev, _, s := sippCallsUAD(t, UADOptions{}, "hold_uac_glare.xml", "-s", "uad")
+		id := ev.WaitAnswered(t).CallID()
 		stop := make(chan struct{})
 		snaps := pollPending(u, id, stop)
 		t0 := time.Now()
@@ -705,11 +627,9 @@ func TestHoldSessionTimerRefresh(t *testing.T) {
 		t.Errorf("call.ended reason %q, want remote (sipp's BYE after the refresh)", end.Reason)
 	}
 	msgs := parseSippTrace(h.sipp.WaitOK().Messages)
-	if got := eventTypes(holdEvents(h.ev, h.id)); strings.Join(got, " ") != "hold.success" {
-		t.Errorf("hold events %v, want [hold.success] (a refresh is not a hold)", got)
-	}
+	checkHoldEvents(t, h.ev, h.id, "a refresh is not a hold", "hold.success")
 
-	invs := pick(msgs, requestsOf("INVITE", false))
+	invs := filter(msgs, requestsOf("INVITE", false))
 	if len(invs) != 3 {
 		t.Fatalf("sipp got %d INVITEs, want 3 (call, hold, refresh)", len(invs))
 	}
@@ -737,14 +657,7 @@ func TestHoldSessionTimerRefresh(t *testing.T) {
 func TestHoldSippScenarioPairs(t *testing.T) {
 	t.Parallel()
 	requirePeer(t, "sipp")
-	pairs := []struct {
-		name     string
-		uas      string
-		uasArgs  []string
-		uac      string
-		uacArgs  []string
-		uasFails bool // the UAS must fail a check
-	}{
+	runSippPairs(t, []sippPair{
 		{name: "table", uas: "hold_mock_uas_table.xml", uac: "hold_uac_table.xml", uacArgs: []string{"-d", "100"}},
 		{name: "no_ack", uas: "hold_mock_uas_no_ack.xml", uac: "hold_uac_no_ack.xml"},
 		{name: "uac_glare", uas: "hold_mock_uas_glare.xml", uac: "hold_uac_glare.xml"},
@@ -759,22 +672,5 @@ func TestHoldSippScenarioPairs(t *testing.T) {
 		{name: "unhold_481", uas: "hold_uas_unhold_481.xml", uac: "hold_mock_uac_unhold_481.xml"},
 		{name: "uas_glare", uas: "hold_uas_glare.xml", uac: "hold_mock_uac_glare.xml"},
 		{name: "session_timer", uas: "hold_uas_session_timer.xml", uac: "hold_mock_uac_session_timer.xml"},
-	}
-	for _, p := range pairs {
-		t.Run(p.name, func(t *testing.T) {
-			t.Parallel()
-			uas := startSipp(t, p.uas, p.uasArgs...)
-			uac := runSipp(t, p.uac, append(append([]string{}, p.uacArgs...), "-s", "x", uas.Addr())...)
-			if uac.Code != 0 {
-				t.Errorf("%s exited %d, want 0", p.uac, uac.Code)
-			}
-			res := uas.Wait()
-			switch {
-			case p.uasFails && res.Code == 0:
-				t.Errorf("%s exited 0 against a wrong offer, want a failed check", p.uas)
-			case !p.uasFails && res.Code != 0:
-				t.Errorf("%s exited %d, want 0", p.uas, res.Code)
-			}
-		})
-	}
+	})
 }

@@ -8,13 +8,13 @@ package tests
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"uad/tests/internal/g711"
 )
 
 const (
@@ -57,22 +57,26 @@ func holdRequest(t testing.TB, u *UAD, id string, hold bool) (int, CallInfo, api
 	return st, CallInfo{}, e
 }
 
-// mustHold holds the call and requires 200.
+// mustHold holds the call and requires 200; mustUnhold resumes it.
 func mustHold(t testing.TB, u *UAD, id string) CallInfo {
 	t.Helper()
-	st, c, e := holdRequest(t, u, id, true)
-	if st != http.StatusOK {
-		t.Fatalf("uad %s: POST /v1/calls/%s/hold = %d %+v, want 200", u.Name, id, st, e)
-	}
-	return c
+	return mustHoldRequest(t, u, id, true)
 }
 
-// mustUnhold resumes the call and requires 200.
 func mustUnhold(t testing.TB, u *UAD, id string) CallInfo {
 	t.Helper()
-	st, c, e := holdRequest(t, u, id, false)
+	return mustHoldRequest(t, u, id, false)
+}
+
+func mustHoldRequest(t testing.TB, u *UAD, id string, hold bool) CallInfo {
+	t.Helper()
+	st, c, e := holdRequest(t, u, id, hold)
 	if st != http.StatusOK {
-		t.Fatalf("uad %s: DELETE /v1/calls/%s/hold = %d %+v, want 200", u.Name, id, st, e)
+		method := http.MethodPost
+		if !hold {
+			method = http.MethodDelete
+		}
+		t.Fatalf("uad %s: %s /v1/calls/%s/hold = %d %+v, want 200", u.Name, method, id, st, e)
 	}
 	return c
 }
@@ -179,22 +183,12 @@ func packetsSince(p *RTPPeer, since time.Time) []RTPPacket {
 	return out
 }
 
-func filterPackets(pkts []RTPPacket, keep func(RTPPacket) bool) []RTPPacket {
-	var out []RTPPacket
-	for _, pk := range pkts {
-		if keep(pk) {
-			out = append(out, pk)
-		}
-	}
-	return out
-}
-
 // waitPackets waits until p received at least n packets that keep accepts
 // since since, and returns them (fewer when timeout passed).
 func waitPackets(p *RTPPeer, since time.Time, n int, keep func(RTPPacket) bool, timeout time.Duration) []RTPPacket {
 	var got []RTPPacket
 	poll(timeout, 10*time.Millisecond, func() bool {
-		got = filterPackets(packetsSince(p, since), keep)
+		got = filter(packetsSince(p, since), keep)
 		return len(got) >= n
 	})
 	return got
@@ -208,7 +202,7 @@ func watch(peers ...*RTPPeer) [][]RTPPacket {
 	end := time.Now()
 	out := make([][]RTPPacket, len(peers))
 	for i, p := range peers {
-		out[i] = filterPackets(packetsSince(p, start), func(pk RTPPacket) bool { return pk.At.Before(end) })
+		out[i] = filter(packetsSince(p, start), func(pk RTPPacket) bool { return pk.At.Before(end) })
 	}
 	return out
 }
@@ -225,52 +219,25 @@ func notEchoOf(from *RTPPeer) func(RTPPacket) bool {
 
 func anyPacket(RTPPacket) bool { return true }
 
-// ulawToLinear is G.711 µ-law decoding.
-func ulawToLinear(b byte) float64 {
-	b = ^b
-	exp := int(b>>4) & 7
-	v := ((int(b&0x0f) << 3) + 0x84) << exp
-	v -= 0x84
-	if b&0x80 != 0 {
-		return -float64(v)
-	}
-	return float64(v)
-}
-
-// toneLevel decodes a PCMU payload and returns its RMS level and the share
-// of its energy at freq (Goertzel; about 1 for a pure tone at freq, about 0
-// for another frequency or silence).
-func toneLevel(payload []byte, freq float64) (rms, share float64) {
-	n := len(payload)
-	if n == 0 {
-		return 0, 0
-	}
-	coeff := 2 * math.Cos(2*math.Pi*freq/8000)
-	var s1, s2, energy float64
-	for _, b := range payload {
-		x := ulawToLinear(b)
-		energy += x * x
-		s0 := x + coeff*s1 - s2
-		s2, s1 = s1, s0
-	}
-	power := s1*s1 + s2*s2 - coeff*s1*s2
-	rms = math.Sqrt(energy / float64(n))
-	if energy == 0 {
-		return 0, 0
-	}
-	return rms, power / (energy * float64(n) / 2)
-}
-
-// isTone reports a frame that is clearly a tone at freq; isSilence one that
-// is (near) digital silence.
-func isTone(payload []byte, freq float64) bool {
-	rms, share := toneLevel(payload, freq)
+// isTone reports a G.711 frame of payload type pt that is clearly a tone
+// at freq; isSilence one that is (near) digital silence.
+func isTone(pt uint8, payload []byte, freq float64) bool {
+	rms, share := g711.ToneLevel(pt, payload, freq)
 	return rms > 1000 && share > 0.6
 }
 
-func isSilence(payload []byte) bool {
-	rms, _ := toneLevel(payload, 440)
+func isSilence(pt uint8, payload []byte) bool {
+	rms, _ := g711.ToneLevel(pt, payload, 440)
 	return rms < 50
+}
+
+// pcmuSilence reports 20 ms of PCMU digital silence (every byte 0xff).
+func pcmuSilence(payload []byte) bool {
+	ok := len(payload) == 160
+	for _, b := range payload {
+		ok = ok && b == 0xff
+	}
+	return ok
 }
 
 // checkOneStream asserts what RTP 3550 asks of one sent stream across
@@ -297,129 +264,96 @@ func checkOneStream(t testing.TB, what string, pkts []RTPPacket) {
 	}
 }
 
+// checkHearEachOther asserts that from now on each endpoint hears what the
+// other sends (10 packets within 3 s); fail is t.Fatalf or t.Errorf.
+func checkHearEachOther(t testing.TB, fail func(string, ...any), what string, endA, endB *RTPPeer) {
+	t.Helper()
+	since := time.Now()
+	for _, w := range []struct {
+		name, other string
+		p, from     *RTPPeer
+	}{{"B", "A", endB, endA}, {"A", "B", endA, endB}} {
+		if got := waitPackets(w.p, since, 10, echoOf(w.from), 3*time.Second); len(got) < 10 {
+			fail("%s: endpoint %s got %d packets of endpoint %s, want >= 10: %s", what, w.name, len(got), w.other, w.p.Stats())
+		}
+	}
+}
+
+// checkHears asserts that p receives 10 packets that keep accepts within
+// 3 s from now.
+func checkHears(t testing.TB, what string, p *RTPPeer, keep func(RTPPacket) bool) {
+	t.Helper()
+	if got := waitPackets(p, time.Now(), 10, keep, 3*time.Second); len(got) < 10 {
+		t.Errorf("%s: %d packets, want >= 10", what, len(got))
+	}
+}
+
+// holdStep makes by hold (or resume) the call, and checks by's response
+// and event against byWant, the other side's event and call object against
+// otherWant.
+func holdStep(t *testing.T, by, other callSide, hold bool, byWant, otherWant callWant) {
+	t.Helper()
+	op, byEvent, otherEvent, request := "hold", "hold.success", "held", mustHold
+	if !hold {
+		op, byEvent, otherEvent, request = "unhold", "unhold.success", "resumed", mustUnhold
+	}
+	checkCallIs(t, by.name+": "+op+" response", request(t, by.u, by.id), byWant)
+	checkEventCall(t, by.ev.WaitType(t, byEvent, by.id, sigTimeout), byWant)
+	checkEventCall(t, other.ev.WaitType(t, otherEvent, other.id, sigTimeout), otherWant)
+	checkCallIs(t, other.name+" after "+by.name+"'s "+op, other.u.Call(other.id), otherWant)
+}
+
+// checkOnlyHoldSource asserts that from now on, while holder holds alone,
+// the held side's endpoint hears the holder's hold source (20 packets
+// within 3 s, none carrying what the holder's endpoint sends), and the
+// holder's endpoint hears nothing (the held side is recvonly).
+func checkOnlyHoldSource(t testing.TB, what string, holder, held callSide, holderEnd, heldEnd *RTPPeer) {
+	t.Helper()
+	since := time.Now()
+	if got := waitPackets(heldEnd, since, 20, anyPacket, 3*time.Second); len(got) < 20 {
+		t.Errorf("%s: endpoint %s got %d packets of %s's hold source, want >= 20 (%s sends while sendonly)", what, held.name, len(got), holder.name, holder.name)
+	} else if n := len(filter(got, echoOf(holderEnd))); n > 0 {
+		t.Errorf("%s: %d of %s's endpoint's packets reach %s: %s must send its hold source, not the call's media", what, n, holder.name, held.name, holder.name)
+	}
+	if got := packetsSince(holderEnd, since); len(got) > 0 {
+		t.Errorf("%s: endpoint %s got %d packets: %s must not send while recvonly", what, holder.name, len(got), held.name)
+	}
+}
+
+// checkHoldEvents asserts the hold-related events of call id so far, in
+// order; why, unless "", is said in the failure.
+func checkHoldEvents(t testing.TB, es *EventStream, id, why string, want ...string) {
+	t.Helper()
+	if got := eventTypes(holdEvents(es, id)); strings.Join(got, " ") != strings.Join(want, " ") {
+		if why != "" {
+			why = " (" + why + ")"
+		}
+		t.Errorf("hold events %v, want %v%s", got, want, why)
+	}
+}
+
+// checkHoldResumeOffers asserts uad's INVITEs in a trace: the call, a hold
+// offer stating holdDir and a resume offer stating sendrecv.
+func checkHoldResumeOffers(t testing.TB, msgs []sipMsg, holdDir string) {
+	t.Helper()
+	hold, resume := holdResumeOffers(t, msgs)
+	checkSDPDir(t, "hold offer", hold, holdDir)
+	checkSDPDir(t, "resume offer", resume, "sendrecv")
+}
+
+// holdResumeOffers returns uad's hold and resume INVITEs of a trace, which
+// must have three: the call, the hold, the resume.
+func holdResumeOffers(t testing.TB, msgs []sipMsg) (hold, resume sipMsg) {
+	t.Helper()
+	invs := filter(msgs, requestsOf("INVITE", false))
+	if len(invs) != 3 {
+		t.Fatalf("sipp got %d INVITEs, want 3 (call, hold, resume)", len(invs))
+	}
+	return invs[1], invs[2]
+}
+
 // ---------------------------------------------------------------------------
-// SIP messages from a peer's trace, and their SDP.
-
-// sipMsg is one SIP message in a peer's trace.
-type sipMsg struct {
-	At    time.Time // when the peer logged it (zero if unknown)
-	Sent  bool      // sent by the peer that logged it
-	Start string    // the start line
-	Head  string    // the header lines
-	Body  string
-}
-
-func (m sipMsg) String() string {
-	dir := "received"
-	if m.Sent {
-		dir = "sent"
-	}
-	return fmt.Sprintf("%s %q (CSeq %s) at %s", dir, m.Start, m.Header("CSeq"), m.At.Format("15:04:05.000"))
-}
-
-// Header returns the first value of a header (full name, case-insensitive).
-func (m sipMsg) Header(name string) string {
-	for _, line := range strings.Split(m.Head, "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if ok && strings.EqualFold(strings.TrimSpace(k), name) {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
-}
-
-// Method is the request method, or "" for a response.
-func (m sipMsg) Method() string {
-	if strings.HasPrefix(m.Start, "SIP/2.0") {
-		return ""
-	}
-	method, _, _ := strings.Cut(m.Start, " ")
-	return method
-}
-
-// Status is the response status code, or 0 for a request.
-func (m sipMsg) Status() int {
-	if !strings.HasPrefix(m.Start, "SIP/2.0 ") {
-		return 0
-	}
-	code, _ := strconv.Atoi(strings.Fields(m.Start)[1])
-	return code
-}
-
-// CSeq returns the CSeq number and method.
-func (m sipMsg) CSeq() (int, string) {
-	f := strings.Fields(m.Header("CSeq"))
-	if len(f) != 2 {
-		return -1, ""
-	}
-	n, _ := strconv.Atoi(f[0])
-	return n, f[1]
-}
-
-func parseSIPMessage(text string) sipMsg {
-	text = strings.ReplaceAll(text, "\r\n", "\n")
-	text = strings.TrimLeft(text, "\n")
-	head, body, _ := strings.Cut(text, "\n\n")
-	start, rest, _ := strings.Cut(head, "\n")
-	return sipMsg{Start: strings.TrimSpace(start), Head: rest, Body: strings.TrimRight(body, "\n")}
-}
-
-// pick returns the messages that keep accepts.
-func pick(msgs []sipMsg, keep func(sipMsg) bool) []sipMsg {
-	var out []sipMsg
-	for _, m := range msgs {
-		if keep(m) {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
-// requestsOf keeps the requests of a method, sent or received by the
-// tracer; a retransmission (same CSeq) counts once, since UDP peers
-// retransmit when the machine is busy.
-func requestsOf(method string, sent bool) func(sipMsg) bool {
-	seen := map[uint32]bool{}
-	return func(m sipMsg) bool {
-		if m.Method() != method || m.Sent != sent {
-			return false
-		}
-		n, _ := m.CSeq()
-		if seen[uint32(n)] {
-			return false
-		}
-		seen[uint32(n)] = true
-		return true
-	}
-}
-
-// responseTo returns the first final response with status to the request
-// with CSeq n and method, in the direction opposite to the request.
-func responseTo(msgs []sipMsg, req sipMsg, status int) (sipMsg, bool) {
-	n, method := req.CSeq()
-	for _, m := range msgs {
-		if mn, mm := m.CSeq(); mn == n && mm == method && m.Status() == status && m.Sent != req.Sent {
-			return m, true
-		}
-	}
-	return sipMsg{}, false
-}
-
-// baresipSIPRE splits baresip's -s SIP trace: an ESC[36;1m#, a line
-// "UDP src -> dst", the message, ESC[;m.
-var baresipSIPRE = regexp.MustCompile(`(?s)\x1b\[36;1m#\r?\n(?:UDP|TCP) (\S+) -> (\S+)\r?\n(.*?)\x1b\[;m`)
-
-// parseBaresipTrace returns the SIP messages of baresip's log; Sent is set
-// on those baresip sent (from its SIP port).
-func parseBaresipTrace(log string, sipPort int) []sipMsg {
-	var out []sipMsg
-	for _, m := range baresipSIPRE.FindAllStringSubmatch(log, -1) {
-		msg := parseSIPMessage(m[3])
-		msg.Sent = strings.HasSuffix(m[1], ":"+strconv.Itoa(sipPort))
-		out = append(out, msg)
-	}
-	return out
-}
+// SDP of the SIP messages of a trace.
 
 // sdpAudio is what a test checks of an SDP body's audio stream.
 type sdpAudio struct {
@@ -546,9 +480,7 @@ func TestHoldUADtoUAD_Mutual(t *testing.T) {
 
 	ca := a.PlaceCall(b.SIPURI("uad"), map[string]any{"media": map[string]any{"relay": endA.Addr()}})
 	idA := ca.ID
-	idB := evB.WaitType(t, "call.incoming", "", sigTimeout).CallID()
-	evA.WaitType(t, "call.connected", idA, sigTimeout)
-	evB.WaitType(t, "call.connected", idB, sigTimeout)
+	idB := waitBothConnected(t, evA, idA, evB)
 	ca, cb := a.Call(idA), b.Call(idB)
 	if ca.Audio == nil || ca.Audio.RelayLocal == "" || cb.Audio == nil || cb.Audio.RelayLocal == "" {
 		t.Fatalf("no relay_local: A %+v, B %+v", ca.Audio, cb.Audio)
@@ -563,29 +495,12 @@ func TestHoldUADtoUAD_Mutual(t *testing.T) {
 	endB.SendAsync(mustUDPAddr(t, cb.Audio.RelayLocal), 3000)
 
 	// Live: each endpoint hears the other.
-	t0 := time.Now()
-	if got := waitPackets(endB, t0, 10, echoOf(endA), 3*time.Second); len(got) < 10 {
-		t.Fatalf("live: endpoint B got %d packets of endpoint A, want >= 10: %s", len(got), endB.Stats())
-	}
-	if got := waitPackets(endA, t0, 10, echoOf(endB), 3*time.Second); len(got) < 10 {
-		t.Fatalf("live: endpoint A got %d packets of endpoint B, want >= 10: %s", len(got), endA.Stats())
-	}
+	checkHearEachOther(t, t.Fatalf, "live", endA, endB)
 
 	// 1. A holds: A sendonly (it sends its hold tone), B recvonly.
-	c := mustHold(t, a, idA)
-	checkCallIs(t, "A: hold response", c, callWant{State: "hold", LocalHold: true, Dir: "sendonly"})
-	checkEventCall(t, evA.WaitType(t, "hold.success", idA, sigTimeout), callWant{State: "hold", LocalHold: true, Dir: "sendonly"})
-	checkEventCall(t, evB.WaitType(t, "held", idB, sigTimeout), callWant{State: "live", RemoteHold: true, Dir: "recvonly"})
-	checkCallIs(t, "B after A's hold", b.Call(idB), callWant{State: "live", RemoteHold: true, Dir: "recvonly"})
-	t1 := time.Now()
-	if got := waitPackets(endB, t1, 20, anyPacket, 3*time.Second); len(got) < 20 {
-		t.Errorf("A holds: endpoint B got %d packets of A's hold source, want >= 20 (A sends while sendonly)", len(got))
-	} else if n := len(filterPackets(got, echoOf(endA))); n > 0 {
-		t.Errorf("A holds: %d of A's endpoint's packets still reach B: A must send its hold source, not the call's media", n)
-	}
-	if got := packetsSince(endA, t1); len(got) > 0 {
-		t.Errorf("A holds: endpoint A got %d packets: B must not send while recvonly", len(got))
-	}
+	sa, sb := callSide{"A", a, evA, idA}, callSide{"B", b, evB, idB}
+	holdStep(t, sa, sb, true, callWant{State: "hold", LocalHold: true, Dir: "sendonly"}, callWant{State: "live", RemoteHold: true, Dir: "recvonly"})
+	checkOnlyHoldSource(t, "A holds", sa, sb, endA, endB)
 
 	// Only the holder may resume.
 	st, _, e := holdRequest(t, b, idB, false)
@@ -598,11 +513,8 @@ func TestHoldUADtoUAD_Mutual(t *testing.T) {
 	checkCallIs(t, "A after B's refused unhold", a.Call(idA), callWant{State: "hold", LocalHold: true, Dir: "sendonly"})
 
 	// 2. B holds too: inactive on both sides, no RTP either way.
-	c = mustHold(t, b, idB)
-	checkCallIs(t, "B: hold response", c, callWant{State: "hold", LocalHold: true, RemoteHold: true, Dir: "inactive"})
-	checkEventCall(t, evB.WaitType(t, "hold.success", idB, sigTimeout), callWant{State: "hold", LocalHold: true, RemoteHold: true, Dir: "inactive"})
-	checkEventCall(t, evA.WaitType(t, "held", idA, sigTimeout), callWant{State: "hold", LocalHold: true, RemoteHold: true, Dir: "inactive"})
-	checkCallIs(t, "A after B's hold", a.Call(idA), callWant{State: "hold", LocalHold: true, RemoteHold: true, Dir: "inactive"})
+	both := callWant{State: "hold", LocalHold: true, RemoteHold: true, Dir: "inactive"}
+	holdStep(t, sb, sa, true, both, both)
 	w := watch(endA, endB)
 	if len(w[0]) > 0 || len(w[1]) > 0 {
 		t.Errorf("both hold (inactive): endpoints got %d (A) and %d (B) packets in %v, want none", len(w[0]), len(w[1]), quietWindow)
@@ -610,48 +522,20 @@ func TestHoldUADtoUAD_Mutual(t *testing.T) {
 
 	// 3. A resumes while B still holds: A recvonly, B sendonly (B's hold
 	// source reaches A's endpoint).
-	c = mustUnhold(t, a, idA)
-	checkCallIs(t, "A: unhold response", c, callWant{State: "live", RemoteHold: true, Dir: "recvonly"})
-	checkEventCall(t, evA.WaitType(t, "unhold.success", idA, sigTimeout), callWant{State: "live", RemoteHold: true, Dir: "recvonly"})
-	checkEventCall(t, evB.WaitType(t, "resumed", idB, sigTimeout), callWant{State: "hold", LocalHold: true, Dir: "sendonly"})
-	checkCallIs(t, "B after A's resume", b.Call(idB), callWant{State: "hold", LocalHold: true, Dir: "sendonly"})
-	t3 := time.Now()
-	if got := waitPackets(endA, t3, 20, anyPacket, 3*time.Second); len(got) < 20 {
-		t.Errorf("B holds alone: endpoint A got %d packets of B's hold source, want >= 20", len(got))
-	} else if n := len(filterPackets(got, echoOf(endB))); n > 0 {
-		t.Errorf("B holds alone: %d of B's endpoint's packets reach A: B must send its hold source", n)
-	}
-	if got := packetsSince(endB, t3); len(got) > 0 {
-		t.Errorf("B holds alone: endpoint B got %d packets: A must not send while recvonly", len(got))
-	}
+	holdStep(t, sa, sb, false, callWant{State: "live", RemoteHold: true, Dir: "recvonly"}, callWant{State: "hold", LocalHold: true, Dir: "sendonly"})
+	checkOnlyHoldSource(t, "B holds alone", sb, sa, endB, endA)
 
 	// 4. B resumes: sendrecv both ways, each endpoint hears the other again.
-	c = mustUnhold(t, b, idB)
-	checkCallIs(t, "B: unhold response", c, live)
-	checkEventCall(t, evB.WaitType(t, "unhold.success", idB, sigTimeout), live)
-	checkEventCall(t, evA.WaitType(t, "resumed", idA, sigTimeout), live)
-	checkCallIs(t, "A after B's resume", a.Call(idA), live)
-	t4 := time.Now()
-	if got := waitPackets(endB, t4, 10, echoOf(endA), 3*time.Second); len(got) < 10 {
-		t.Errorf("resumed: endpoint B got %d packets of endpoint A, want >= 10", len(got))
-	}
-	if got := waitPackets(endA, t4, 10, echoOf(endB), 3*time.Second); len(got) < 10 {
-		t.Errorf("resumed: endpoint A got %d packets of endpoint B, want >= 10", len(got))
-	}
+	holdStep(t, sb, sa, false, live, live)
+	checkHearEachOther(t, t.Errorf, "resumed", endA, endB)
 
 	// What each side sent toward its endpoint is one stream throughout.
 	checkOneStream(t, "A -> endpoint A", endA.Received())
 	checkOneStream(t, "B -> endpoint B", endB.Received())
 
 	// The events, exactly: nothing more, nothing twice.
-	wantA := []string{"hold.success", "held", "unhold.success", "resumed"}
-	wantB := []string{"held", "hold.success", "resumed", "unhold.success"}
-	if got := eventTypes(holdEvents(evA, idA)); strings.Join(got, " ") != strings.Join(wantA, " ") {
-		t.Errorf("A's hold events %v, want %v", got, wantA)
-	}
-	if got := eventTypes(holdEvents(evB, idB)); strings.Join(got, " ") != strings.Join(wantB, " ") {
-		t.Errorf("B's hold events %v, want %v", got, wantB)
-	}
+	checkHoldEvents(t, evA, idA, "A's call", "hold.success", "held", "unhold.success", "resumed")
+	checkHoldEvents(t, evB, idB, "B's call", "held", "hold.success", "resumed", "unhold.success")
 
 	a.Hangup(idA)
 	evA.WaitType(t, "call.ended", idA, sigTimeout)
@@ -695,9 +579,7 @@ func TestHoldToneHeardByHeldParty(t *testing.T) {
 	if got := waitPackets(peer, resumed, 25, echoOf(peer), 3*time.Second); len(got) < 25 {
 		t.Errorf("echo after the resume: %d packets, want >= 25", len(got))
 	}
-	u.Hangup(c.ID)
-	ev.WaitType(t, "call.ended", c.ID, sigTimeout)
-	r := uas.WaitOK()
+	r := hangUp(t, u, ev, c.ID, uas)
 
 	pkts := peer.Received()
 	checkOneStream(t, "uad's RTP across hold and resume", pkts)
@@ -744,17 +626,17 @@ func TestHoldToneHeardByHeldParty(t *testing.T) {
 	prevTone := false
 	for i, pk := range block {
 		pos := int(pk.TS-ts0) / 8 % periodMS // ms into the period
-		tone, silent := isTone(pk.Payload, 440), isSilence(pk.Payload)
+		tone, silent := isTone(g711.PCMU, pk.Payload, 440), isSilence(g711.PCMU, pk.Payload)
 		switch {
 		case pos >= 20 && pos+20 <= onMS-20:
 			if !tone {
-				rms, share := toneLevel(pk.Payload, 440)
+				rms, share := g711.ToneLevel(g711.PCMU, pk.Payload, 440)
 				t.Errorf("hold packet %d at %d ms of the period: rms %.0f, 440 Hz share %.2f; want the 440 Hz tone", i, pos, rms, share)
 			}
 			toneFrames++
 		case pos >= onMS+20 && pos+20 <= periodMS-20:
 			if !silent {
-				rms, _ := toneLevel(pk.Payload, 440)
+				rms, _ := g711.ToneLevel(g711.PCMU, pk.Payload, 440)
 				t.Errorf("hold packet %d at %d ms of the period: rms %.0f, want silence", i, pos, rms)
 			}
 			silentFrames++
@@ -798,13 +680,7 @@ func TestHoldToneHeardByHeldParty(t *testing.T) {
 	}
 
 	// The signalling: sendonly to hold, sendrecv to resume.
-	msgs := parseSippTrace(r.Messages)
-	invs := pick(msgs, requestsOf("INVITE", false))
-	if len(invs) != 3 {
-		t.Fatalf("sipp got %d INVITEs, want 3 (call, hold, resume)", len(invs))
-	}
-	checkSDPDir(t, "hold offer", invs[1], "sendonly")
-	checkSDPDir(t, "resume offer", invs[2], "sendrecv")
+	checkHoldResumeOffers(t, parseSippTrace(r.Messages), "sendonly")
 }
 
 // baresip calls uad and holds it, then resumes; uad holds baresip and
@@ -812,17 +688,9 @@ func TestHoldToneHeardByHeldParty(t *testing.T) {
 // answers in baresip's SIP trace have the directions of the table.
 func TestHoldBaresip(t *testing.T) {
 	t.Parallel()
-	requirePeer(t, "baresip", "sox")
-	u := startUAD(t, UADOptions{})
-	ev := u.Events()
-	b := startBaresip(t, BaresipOptions{})
+	u, ev, b := uadAndBaresip(t, BaresipOptions{})
 
-	if r := b.Command("dial", u.SIPURI("uad")); !r.OK {
-		t.Fatalf("baresip dial: %+v", r)
-	}
-	id := ev.WaitType(t, "call.incoming", "", sigTimeout).CallID()
-	ev.WaitType(t, "call.connected", id, sigTimeout)
-	b.WaitEventType(t, "CALL_ESTABLISHED", sigTimeout)
+	id := b.dialUAD(t, u, ev)
 	checkCallIs(t, "connected", u.Call(id), callWant{State: "live", Dir: "sendrecv"})
 
 	// baresip holds uad.
@@ -858,21 +726,16 @@ func TestHoldBaresip(t *testing.T) {
 	checkEventCall(t, ev.WaitType(t, "unhold.success", id, sigTimeout), callWant{State: "live", Dir: "sendrecv"})
 	b.WaitEvent(t, func(e BaresipEvent) bool { return e.Type == "CALL_REMOTE_SDP" && e.Param == "offer" }, sigTimeout)
 
-	if r := b.Command("hangup", ""); !r.OK {
-		t.Errorf("baresip hangup: %+v", r)
-	}
+	b.hangUp(t)
 	if end := ev.WaitType(t, "call.ended", id, sigTimeout); end.Reason != "remote" {
 		t.Errorf("call.ended reason %q, want remote", end.Reason)
 	}
-	b.WaitEventType(t, "CALL_CLOSED", sigTimeout)
-	if got := eventTypes(holdEvents(ev, id)); strings.Join(got, " ") != "held resumed hold.success unhold.success" {
-		t.Errorf("hold events %v, want [held resumed hold.success unhold.success]", got)
-	}
+	checkHoldEvents(t, ev, id, "", "held", "resumed", "hold.success", "unhold.success")
 
 	// The SDP of every exchange, from baresip's SIP trace.
 	msgs := parseBaresipTrace(readFile(b.LogPath), b.SIPPort)
-	sent := pick(msgs, requestsOf("INVITE", true))   // baresip's: call, hold, resume
-	recvd := pick(msgs, requestsOf("INVITE", false)) // uad's: hold, resume
+	sent := filter(msgs, requestsOf("INVITE", true))   // baresip's: call, hold, resume
+	recvd := filter(msgs, requestsOf("INVITE", false)) // uad's: hold, resume
 	if len(sent) != 3 || len(recvd) != 2 {
 		t.Fatalf("baresip's trace has %d INVITEs from baresip (want 3) and %d from uad (want 2)", len(sent), len(recvd))
 	}

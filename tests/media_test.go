@@ -18,76 +18,12 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+
+	"uad/tests/internal/g711"
 )
 
 // ---------------------------------------------------------------------------
-// G.711 both laws (the test's own reference: ITU-T G.711 as in the classic
-// Sun implementation; µ-law encoding is linearToULaw of the harness).
-
-// alawToLinear is G.711 A-law decoding (to 16-bit linear).
-func alawToLinear(a byte) int16 {
-	a ^= 0x55
-	t := int(a&0x0f) << 4
-	seg := int(a&0x70) >> 4
-	switch seg {
-	case 0:
-		t += 8
-	case 1:
-		t += 0x108
-	default:
-		t += 0x108
-		t <<= seg - 1
-	}
-	if a&0x80 != 0 {
-		return int16(t)
-	}
-	return int16(-t)
-}
-
-// linearToALaw is G.711 A-law encoding.
-func linearToALaw(pcm int16) byte {
-	v := int(pcm) >> 3
-	mask := byte(0xd5)
-	if v < 0 {
-		mask = 0x55
-		v = -v - 1
-	}
-	seg := 0
-	for end := 0x1f; seg < 8 && v > end; end = end<<1 | 1 {
-		seg++
-	}
-	if seg >= 8 {
-		return 0x7f ^ mask
-	}
-	a := byte(seg << 4)
-	if seg < 2 {
-		a |= byte(v>>1) & 0x0f
-	} else {
-		a |= byte(v>>seg) & 0x0f
-	}
-	return a ^ mask
-}
-
-// Payload types of the two laws.
-const (
-	ptPCMU = 0
-	ptPCMA = 8
-)
-
-// decodeG711 decodes one byte of the law of payload type pt.
-func decodeG711(pt uint8, b byte) float64 {
-	if pt == ptPCMA {
-		return float64(alawToLinear(b))
-	}
-	return ulawToLinear(b)
-}
-
-func encodeG711(pt uint8, v int16) byte {
-	if pt == ptPCMA {
-		return linearToALaw(v)
-	}
-	return linearToULaw(v)
-}
+// G.711 both laws.
 
 // transcodeG711 converts a payload from the law of pt `from` to that of
 // `to`: a decode and a re-encode, what a transcoder must produce.
@@ -97,51 +33,20 @@ func transcodeG711(payload []byte, from, to uint8) []byte {
 		if from == to {
 			out[i] = b
 		} else {
-			out[i] = encodeG711(to, int16(decodeG711(from, b)))
+			out[i] = g711.Encode(to, int16(g711.Decode(from, b)))
 		}
 	}
 	return out
 }
 
-// lawToneLevel is toneLevel (hold_test.go) for either law: the RMS level
-// and the share of the energy at freq (Goertzel).
-func lawToneLevel(pt uint8, payload []byte, freq float64) (rms, share float64) {
-	n := len(payload)
-	if n == 0 {
-		return 0, 0
-	}
-	coeff := 2 * math.Cos(2*math.Pi*freq/8000)
-	var s1, s2, energy float64
-	for _, b := range payload {
-		x := decodeG711(pt, b)
-		energy += x * x
-		s0 := x + coeff*s1 - s2
-		s2, s1 = s1, s0
-	}
-	if energy == 0 {
-		return 0, 0
-	}
-	power := s1*s1 + s2*s2 - coeff*s1*s2
-	return math.Sqrt(energy / float64(n)), power / (energy * float64(n) / 2)
-}
-
 // isLawTone keeps packets of payload type pt that are clearly a tone at freq.
 func isLawTone(pt uint8, freq float64) func(RTPPacket) bool {
-	return func(pk RTPPacket) bool {
-		if pk.PT != pt {
-			return false
-		}
-		rms, share := lawToneLevel(pt, pk.Payload, freq)
-		return rms > 1000 && share > 0.6
-	}
+	return func(pk RTPPacket) bool { return pk.PT == pt && isTone(pt, pk.Payload, freq) }
 }
 
 // isLawSilence keeps packets of payload type pt that are (near) silence.
 func isLawSilence(pt uint8) func(RTPPacket) bool {
-	return func(pk RTPPacket) bool {
-		rms, _ := lawToneLevel(pt, pk.Payload, 440)
-		return pk.PT == pt && len(pk.Payload) > 0 && rms < 50
-	}
+	return func(pk RTPPacket) bool { return pk.PT == pt && len(pk.Payload) > 0 && isSilence(pt, pk.Payload) }
 }
 
 // lawFrame is frame i of a continuous tone at freq in the law of pt; its
@@ -150,7 +55,7 @@ func lawFrame(pt uint8, freq float64, i int) []byte {
 	out := make([]byte, 160)
 	for k := range out {
 		n := i*160 + k
-		out[k] = encodeG711(pt, int16(8000*math.Sin(2*math.Pi*freq*float64(n)/8000)))
+		out[k] = g711.Encode(pt, int16(8000*math.Sin(2*math.Pi*freq*float64(n)/8000)))
 	}
 	out[0] = byte(0x20 + i%64)
 	out[1] = byte(0x20 + (i/64)%64)
@@ -192,9 +97,9 @@ func (s *toneSender) run() {
 	ts := uint32(0xffff0000)
 	start := time.Now()
 	hdr := rtp.Header{Version: 2, PayloadType: s.pt, SSRC: s.p.SSRC}
-	other := uint8(ptPCMA)
-	if s.pt == ptPCMA {
-		other = ptPCMU
+	other := uint8(g711.PCMA)
+	if s.pt == g711.PCMA {
+		other = g711.PCMU
 	}
 	for i := 0; ; i++ {
 		payload := lawFrame(s.pt, s.freq, i)
@@ -266,7 +171,7 @@ func expectFlow(t testing.TB, what string, p *RTPPeer, since time.Time, n int, k
 func expectOnly(t testing.TB, what string, p *RTPPeer, from time.Time, keep func(RTPPacket) bool) {
 	t.Helper()
 	pkts := packetsSince(p, from)
-	bad := len(pkts) - len(filterPackets(pkts, keep))
+	bad := len(pkts) - len(filter(pkts, keep))
 	if bad > 0 {
 		t.Errorf("%s: %d of the %d packets since the change are not what they should be: %s", what, bad, len(pkts), analyzeRTP(pkts))
 	}
@@ -331,15 +236,7 @@ func createBridge(t testing.TB, u *UAD, a, b string) bridgeInfo {
 
 func listBridges(t testing.TB, u *UAD) []bridgeInfo {
 	t.Helper()
-	st, data := u.API(http.MethodGet, "/v1/bridges", nil)
-	if st != http.StatusOK {
-		t.Fatalf("uad %s: GET /v1/bridges = %d %s, want 200", u.Name, st, data)
-	}
-	var out []bridgeInfo
-	if err := json.Unmarshal(data, &out); err != nil {
-		t.Fatalf("uad %s: GET /v1/bridges: not a list of bridges: %v: %s", u.Name, err, data)
-	}
-	return out
+	return getJSON[[]bridgeInfo](t, u, "/v1/bridges", "a list of bridges")
 }
 
 // sendDTMF does POST /v1/calls/{id}/dtmf and returns the status and body.
@@ -373,6 +270,26 @@ func waitDigits(t testing.TB, es *EventStream, id string, want ...string) {
 		if e.Digit != d {
 			t.Fatalf("dtmf event digit %q, want %q (digits so far: %q, want %q next)", e.Digit, d, dtmfDigits(es, id), want)
 		}
+	}
+}
+
+// dtmfAcross sends digits on from's call and waits for to's dtmf events,
+// one a digit, in order.
+func dtmfAcross(t testing.TB, from, to callSide, digits string) {
+	t.Helper()
+	mustSendDTMF(t, from.u, from.id, digits)
+	waitDigits(t, to.ev, to.id, strings.Split(digits, "")...)
+}
+
+// checkDigits asserts the digits side reported so far, in order; why,
+// unless "", is said in the failure.
+func checkDigits(t testing.TB, side callSide, want, why string) {
+	t.Helper()
+	if got := strings.Join(dtmfDigits(side.ev, side.id), ""); got != want {
+		if why != "" {
+			why = " (" + why + ")"
+		}
+		t.Errorf("%s reported digits %q, want %q%s", side.name, got, want, why)
 	}
 }
 
@@ -410,14 +327,10 @@ func startBridgeTopo(t *testing.T, cfgM map[string]any) *bridgeTopo {
 
 	ca := x.a.PlaceCall(x.m.SIPURI("m"), map[string]any{"media": map[string]any{"relay": x.endA.Addr()}})
 	x.callA = ca.ID
-	x.mA = x.evM.WaitType(t, "call.incoming", "", sigTimeout).CallID()
-	x.evM.WaitType(t, "call.connected", x.mA, sigTimeout)
-	x.evA.WaitType(t, "call.connected", x.callA, sigTimeout)
+	x.mA = waitBothConnected(t, x.evA, x.callA, x.evM)
 
 	x.mB = x.m.PlaceCall(x.b.SIPURI("b"), nil).ID
-	x.callB = x.evB.WaitType(t, "call.incoming", "", sigTimeout).CallID()
-	x.evM.WaitType(t, "call.connected", x.mB, sigTimeout)
-	x.evB.WaitType(t, "call.connected", x.callB, sigTimeout)
+	x.callB = waitBothConnected(t, x.evM, x.mB, x.evB)
 
 	if c := x.m.Call(x.mA); c.Audio == nil || c.Audio.Codec != "PCMU" {
 		t.Fatalf("M's call from A: audio %+v, want PCMU (A offers PCMU first)", c.Audio)
@@ -431,13 +344,13 @@ func startBridgeTopo(t *testing.T, cfgM map[string]any) *bridgeTopo {
 		t.Fatalf("relay_local missing: A %+v, B %+v", ca.Audio, cb.Audio)
 	}
 	x.relayA, x.relayB = mustUDPAddr(t, ca.Audio.RelayLocal), mustUDPAddr(t, cb.Audio.RelayLocal)
-	x.sendA = startToneSender(t, x.endA, x.relayA, ptPCMU, 1000)
-	x.sendB = startToneSender(t, x.endB, x.relayB, ptPCMA, 700)
+	x.sendA = startToneSender(t, x.endA, x.relayA, g711.PCMU, 1000)
+	x.sendB = startToneSender(t, x.endB, x.relayB, g711.PCMA, 700)
 
 	// Before the bridge, M echoes each call: each party hears itself.
 	now := time.Now()
-	expectFlow(t, "before the bridge, endA hears its own echo through M", x.endA, now, 10, withPT(ptPCMU, x.sendA.Sent))
-	expectFlow(t, "before the bridge, endB hears its own echo through M", x.endB, now, 10, withPT(ptPCMA, x.sendB.Sent))
+	expectFlow(t, "before the bridge, endA hears its own echo through M", x.endA, now, 10, withPT(g711.PCMU, x.sendA.Sent))
+	expectFlow(t, "before the bridge, endB hears its own echo through M", x.endB, now, 10, withPT(g711.PCMA, x.sendB.Sent))
 	return x
 }
 
@@ -456,8 +369,8 @@ func (x *bridgeTopo) bridge(t *testing.T) bridgeInfo {
 // to µ-law.
 func (x *bridgeTopo) checkRelayed(t *testing.T, what string, since time.Time) {
 	t.Helper()
-	fromA := withPT(ptPCMA, x.sendA.Converted)
-	fromB := withPT(ptPCMU, x.sendB.Converted)
+	fromA := withPT(g711.PCMA, x.sendA.Converted)
+	fromB := withPT(g711.PCMU, x.sendB.Converted)
 	firstB := expectFlow(t, what+": A's µ-law audio at endB as A-law (converted by M)", x.endB, since, 25, fromA)
 	firstA := expectFlow(t, what+": B's A-law audio at endA as µ-law (converted by M)", x.endA, since, 25, fromB)
 	expectOnly(t, what+": endB", x.endB, firstB, fromA)
@@ -494,10 +407,10 @@ func TestMediaBridgeUADs(t *testing.T) {
 		// hears the other any more.
 		mustHold(t, x.m, x.mB)
 		held := time.Now()
-		toneB := expectFlow(t, "hold: M's hold tone at endB (A-law)", x.endB, held, 15, isLawTone(ptPCMA, holdFreq))
-		toneA := expectFlow(t, "hold: the hold tone at endA, the other party (µ-law)", x.endA, held, 15, isLawTone(ptPCMU, holdFreq))
-		expectOnly(t, "hold: endB gets only the hold tone", x.endB, toneB, isLawTone(ptPCMA, holdFreq))
-		expectOnly(t, "hold: endA gets only the hold tone", x.endA, toneA, isLawTone(ptPCMU, holdFreq))
+		toneB := expectFlow(t, "hold: M's hold tone at endB (A-law)", x.endB, held, 15, isLawTone(g711.PCMA, holdFreq))
+		toneA := expectFlow(t, "hold: the hold tone at endA, the other party (µ-law)", x.endA, held, 15, isLawTone(g711.PCMU, holdFreq))
+		expectOnly(t, "hold: endB gets only the hold tone", x.endB, toneB, isLawTone(g711.PCMA, holdFreq))
+		expectOnly(t, "hold: endA gets only the hold tone", x.endA, toneA, isLawTone(g711.PCMU, holdFreq))
 
 		mustUnhold(t, x.m, x.mB)
 		x.checkRelayed(t, "after the resume", time.Now())
@@ -517,12 +430,12 @@ func TestMediaBridgeUADs(t *testing.T) {
 			t.Errorf("bridge.ended carries the call in state %v, want live", e.Call)
 		}
 		ended := time.Now()
-		first := expectFlow(t, "after the leg ended, endA hears its own echo through M again", x.endA, ended, 25, withPT(ptPCMU, x.sendA.Sent))
-		expectOnly(t, "after the leg ended, endA", x.endA, first, withPT(ptPCMU, x.sendA.Sent))
+		first := expectFlow(t, "after the leg ended, endA hears its own echo through M again", x.endA, ended, 25, withPT(g711.PCMU, x.sendA.Sent))
+		expectOnly(t, "after the leg ended, endA", x.endA, first, withPT(g711.PCMU, x.sendA.Sent))
 		if c := x.m.Call(x.mA); c.State != "live" {
 			t.Errorf("M's call from A after B left: state %q, want live", c.State)
 		}
-		if x.evA.Has(func(e Event) bool { return e.Type == "call.ended" }) {
+		if x.evA.HasType("call.ended", "") {
 			t.Errorf("A's call ended with calls.bridge_leg_end: keep")
 		}
 		if got := listBridges(t, x.m); len(got) != 0 {
@@ -540,10 +453,10 @@ func TestMediaBridgeUADs(t *testing.T) {
 		// With calls.bridge_hold: silence the other party hears silence.
 		mustHold(t, x.m, x.mB)
 		held := time.Now()
-		toneB := expectFlow(t, "hold: M's hold tone at endB (A-law)", x.endB, held, 15, isLawTone(ptPCMA, holdFreq))
-		silA := expectFlow(t, "hold with bridge_hold silence: silence at endA (µ-law)", x.endA, held, 15, isLawSilence(ptPCMU))
-		expectOnly(t, "hold: endB gets only the hold tone", x.endB, toneB, isLawTone(ptPCMA, holdFreq))
-		expectOnly(t, "hold with bridge_hold silence: endA gets only silence", x.endA, silA, isLawSilence(ptPCMU))
+		toneB := expectFlow(t, "hold: M's hold tone at endB (A-law)", x.endB, held, 15, isLawTone(g711.PCMA, holdFreq))
+		silA := expectFlow(t, "hold with bridge_hold silence: silence at endA (µ-law)", x.endA, held, 15, isLawSilence(g711.PCMU))
+		expectOnly(t, "hold: endB gets only the hold tone", x.endB, toneB, isLawTone(g711.PCMA, holdFreq))
+		expectOnly(t, "hold with bridge_hold silence: endA gets only silence", x.endA, silA, isLawSilence(g711.PCMU))
 		mustUnhold(t, x.m, x.mB)
 		x.checkRelayed(t, "after the resume", time.Now())
 
@@ -565,8 +478,8 @@ func TestMediaBridgeUADs(t *testing.T) {
 		// B (M's peer) holds: A's party hears M's hold tone meanwhile.
 		mustHold(t, x.b, x.callB)
 		held := time.Now()
-		toneA := expectFlow(t, "B holds: M's hold tone at endA", x.endA, held, 15, isLawTone(ptPCMU, holdFreq))
-		expectOnly(t, "B holds: endA gets only the hold tone", x.endA, toneA, isLawTone(ptPCMU, holdFreq))
+		toneA := expectFlow(t, "B holds: M's hold tone at endA", x.endA, held, 15, isLawTone(g711.PCMU, holdFreq))
+		expectOnly(t, "B holds: endA gets only the hold tone", x.endA, toneA, isLawTone(g711.PCMU, holdFreq))
 		mustUnhold(t, x.b, x.callB)
 		x.checkRelayed(t, "after B resumed", time.Now())
 
@@ -579,10 +492,10 @@ func TestMediaBridgeUADs(t *testing.T) {
 			t.Errorf("GET /v1/bridges after DELETE = %+v, want []", got)
 		}
 		since := time.Now()
-		fa := expectFlow(t, "unbridged: endA hears its own echo", x.endA, since, 25, withPT(ptPCMU, x.sendA.Sent))
-		fb := expectFlow(t, "unbridged: endB hears its own echo", x.endB, since, 25, withPT(ptPCMA, x.sendB.Sent))
-		expectOnly(t, "unbridged: endA", x.endA, fa, withPT(ptPCMU, x.sendA.Sent))
-		expectOnly(t, "unbridged: endB", x.endB, fb, withPT(ptPCMA, x.sendB.Sent))
+		fa := expectFlow(t, "unbridged: endA hears its own echo", x.endA, since, 25, withPT(g711.PCMU, x.sendA.Sent))
+		fb := expectFlow(t, "unbridged: endB hears its own echo", x.endB, since, 25, withPT(g711.PCMA, x.sendB.Sent))
+		expectOnly(t, "unbridged: endA", x.endA, fa, withPT(g711.PCMU, x.sendA.Sent))
+		expectOnly(t, "unbridged: endB", x.endB, fb, withPT(g711.PCMA, x.sendB.Sent))
 		if st, data := x.m.API(http.MethodDelete, "/v1/bridges/"+br.ID, nil); st != http.StatusNotFound {
 			t.Errorf("DELETE of a deleted bridge = %d %s, want 404", st, data)
 		}
@@ -605,12 +518,8 @@ func TestMediaBridgeUADs(t *testing.T) {
 func TestMediaBridgeSippBaresip(t *testing.T) {
 	t.Parallel()
 	requirePeer(t, "sipp", "baresip", "sox")
-	u := startUAD(t, UADOptions{})
-	ev := u.Events()
-	sock := newRTPPeer(t, 0)
-	s := startSipp(t, "uac_wait_bye.xml", "-s", "uad", "-key", "rtp_port", itoa(sock.Port()), u.SIPAddr())
-	sippCall := ev.WaitType(t, "call.incoming", "", sigTimeout).CallID()
-	ev.WaitType(t, "call.connected", sippCall, sigTimeout)
+	u, ev, sock, s := sippCallsUAD(t, UADOptions{}, "uac_wait_bye.xml", "-s", "uad")
+	sippCall := ev.WaitAnswered(t).CallID()
 
 	bs := startBaresip(t, BaresipOptions{AccountParams: ";audio_codecs=pcma"})
 	bc := u.PlaceCall(bs.URI(), nil)
@@ -627,10 +536,10 @@ func TestMediaBridgeSippBaresip(t *testing.T) {
 	createBridge(t, u, sippCall, bc.ID)
 	bridged := time.Now()
 	// baresip's 440 Hz tone (A-law) reaches the socket as µ-law.
-	first := expectFlow(t, "baresip's tone at sipp's RTP socket", sock, bridged, 25, isLawTone(ptPCMU, 440))
+	first := expectFlow(t, "baresip's tone at sipp's RTP socket", sock, bridged, 25, isLawTone(g711.PCMU, 440))
 	// (baresip's own audio may have a gap under load: most frames, not all.)
-	if pk := packetsSince(sock, first); len(filterPackets(pk, isLawTone(ptPCMU, 440))) < len(pk)*9/10 {
-		t.Errorf("sipp's side: %d of %d packets since the first are baresip's tone, want >= 90%%", len(filterPackets(pk, isLawTone(ptPCMU, 440))), len(pk))
+	if pk := packetsSince(sock, first); len(filter(pk, isLawTone(g711.PCMU, 440))) < len(pk)*9/10 {
+		t.Errorf("sipp's side: %d of %d packets since the first are baresip's tone, want >= 90%%", len(filter(pk, isLawTone(g711.PCMU, 440))), len(pk))
 	}
 
 	// Nothing of uad's own goes to baresip while the sipp side is silent;
@@ -641,7 +550,7 @@ func TestMediaBridgeSippBaresip(t *testing.T) {
 	if got := before - quiet; got > 3 {
 		t.Errorf("baresip received %d RTP packets in %v while the bridged party sent nothing, want ~0 (no echo in a bridge)", got, quietWindow)
 	}
-	send := startToneSender(t, sock, u.AudioLocal(c), ptPCMU, 1000)
+	send := startToneSender(t, sock, u.AudioLocal(c), g711.PCMU, 1000)
 	var got int
 	if !poll(5*time.Second, 50*time.Millisecond, func() bool { got = bs.RTPReceived() - before; return got >= 40 }) {
 		t.Errorf("baresip received %d RTP packets relayed from the sipp side, want >= 40\n%s", got, bs.AudioDebug())
@@ -670,25 +579,17 @@ func TestMediaDTMFBetweenUADs(t *testing.T) {
 	a := startUAD(t, UADOptions{Name: "A", Media: "silence"})
 	evA, evB := a.Events(), b.Events()
 	ca := a.PlaceCall(b.SIPURI("b"), nil)
-	idB := evB.WaitType(t, "call.incoming", "", sigTimeout).CallID()
-	evA.WaitType(t, "call.connected", ca.ID, sigTimeout)
-	evB.WaitType(t, "call.connected", idB, sigTimeout)
+	idB := waitBothConnected(t, evA, ca.ID, evB)
 
-	mustSendDTMF(t, a, ca.ID, "123#")
-	waitDigits(t, evB, idB, "1", "2", "3", "#")
-	mustSendDTMF(t, b, idB, "4*0D")
-	waitDigits(t, evA, ca.ID, "4", "*", "0", "D")
+	sa, sb := callSide{"A", a, evA, ca.ID}, callSide{"B", b, evB, idB}
+
+	dtmfAcross(t, sa, sb, "123#")
+	dtmfAcross(t, sb, sa, "4*0D")
 	// A last digit each way: every event before it has arrived by then.
-	mustSendDTMF(t, a, ca.ID, "9")
-	waitDigits(t, evB, idB, "9")
-	mustSendDTMF(t, b, idB, "5")
-	waitDigits(t, evA, ca.ID, "5")
-	if got := strings.Join(dtmfDigits(evB, idB), ""); got != "123#9" {
-		t.Errorf("B reported digits %q, want \"123#9\" (each once, in order)", got)
-	}
-	if got := strings.Join(dtmfDigits(evA, ca.ID), ""); got != "4*0D5" {
-		t.Errorf("A reported digits %q, want \"4*0D5\" (each once, in order)", got)
-	}
+	dtmfAcross(t, sa, sb, "9")
+	dtmfAcross(t, sb, sa, "5")
+	checkDigits(t, sb, "123#9", "each once, in order")
+	checkDigits(t, sa, "4*0D5", "each once, in order")
 
 	// Held (A holds): neither side may send DTMF.
 	mustHold(t, a, ca.ID)
@@ -701,13 +602,9 @@ func TestMediaDTMFBetweenUADs(t *testing.T) {
 	}
 	mustUnhold(t, a, ca.ID)
 	waitCallIs(t, b, idB, callWant{State: "live", Dir: "sendrecv"}, holdTimeout)
-	mustSendDTMF(t, a, ca.ID, "7")
-	waitDigits(t, evB, idB, "7")
-	mustSendDTMF(t, b, idB, "8")
-	waitDigits(t, evA, ca.ID, "8")
-	if got := strings.Join(dtmfDigits(evB, idB), ""); got != "123#97" {
-		t.Errorf("B reported digits %q, want \"123#97\"", got)
-	}
+	dtmfAcross(t, sa, sb, "7")
+	dtmfAcross(t, sb, sa, "8")
+	checkDigits(t, sb, "123#97", "")
 	a.Hangup(ca.ID)
 	evB.WaitType(t, "call.ended", idB, sigTimeout)
 }
@@ -767,13 +664,8 @@ func TestMediaDTMFFromSipp(t *testing.T) {
 	for _, tc := range []struct{ pt, other uint8 }{{96, 101}, {101, 96}} {
 		t.Run(fmt.Sprint("pt", tc.pt), func(t *testing.T) {
 			t.Parallel()
-			u := startUAD(t, UADOptions{Media: "silence"})
-			ev := u.Events()
-			sock := newRTPPeer(t, 0)
-			s := startSipp(t, "media_uac_dtmf.xml", "-s", "uad", "-key", "rtp_port", itoa(sock.Port()),
-				"-key", "dtmf_pt", fmt.Sprint(tc.pt), u.SIPAddr())
-			id := ev.WaitType(t, "call.incoming", "", sigTimeout).CallID()
-			ev.WaitType(t, "call.connected", id, sigTimeout)
+			u, ev, sock, s := sippCallsUAD(t, UADOptions{Media: "silence"}, "media_uac_dtmf.xml", "-s", "uad", "-key", "dtmf_pt", fmt.Sprint(tc.pt))
+			id := ev.WaitAnswered(t).CallID()
 
 			// The INFO sipp sends after its ACK.
 			waitDigits(t, ev, id, "5")
@@ -803,7 +695,7 @@ func TestMediaDTMFFromSipp(t *testing.T) {
 			pkts := packetsSince(sock, since)
 			checkOneStream(t, "uad's RTP with DTMF", pkts)
 			checkTelephoneEvents(t, pkts, tc.pt, []byte{1, 2, 3, 11}, 800)
-			if last := pkts[len(pkts)-1]; last.PT != ptPCMU {
+			if last := pkts[len(pkts)-1]; last.PT != g711.PCMU {
 				t.Errorf("after the digits uad sends payload type %d, want 0 (silence resumed)", last.PT)
 			}
 
@@ -817,12 +709,8 @@ func TestMediaDTMFFromSipp(t *testing.T) {
 	}
 	t.Run("no-telephone-event", func(t *testing.T) {
 		t.Parallel()
-		u := startUAD(t, UADOptions{Media: "silence"})
-		ev := u.Events()
-		sock := newRTPPeer(t, 0)
-		s := startSipp(t, "media_uac_no_te.xml", "-s", "uad", "-key", "rtp_port", itoa(sock.Port()), u.SIPAddr())
-		id := ev.WaitType(t, "call.incoming", "", sigTimeout).CallID()
-		ev.WaitType(t, "call.connected", id, sigTimeout)
+		u, ev, _, s := sippCallsUAD(t, UADOptions{Media: "silence"}, "media_uac_no_te.xml", "-s", "uad")
+		id := ev.WaitAnswered(t).CallID()
 		if st, body := sendDTMF(u, id, "1", 100); st != http.StatusConflict {
 			t.Errorf("DTMF to a peer that offered no telephone-event = %d %s, want 409", st, body)
 		}
@@ -896,13 +784,8 @@ func checkTelephoneEvents(t testing.TB, pkts []RTPPacket, pt uint8, codes []byte
 // received, 50 lost, small jitter; so does call.ended's.
 func TestMediaStatsLoss(t *testing.T) {
 	t.Parallel()
-	requirePeer(t, "sipp")
-	u := startUAD(t, UADOptions{})
-	ev := u.Events()
-	sock := newRTPPeer(t, 0)
-	s := startSipp(t, "uac_wait_bye.xml", "-s", "uad", "-key", "rtp_port", itoa(sock.Port()), u.SIPAddr())
-	id := ev.WaitType(t, "call.incoming", "", sigTimeout).CallID()
-	ev.WaitType(t, "call.connected", id, sigTimeout)
+	u, ev, sock, s := sippCallsUAD(t, UADOptions{}, "uac_wait_bye.xml", "-s", "uad")
+	id := ev.WaitAnswered(t).CallID()
 	to := u.AudioLocal(u.Call(id))
 
 	const total, sent = 500, 450

@@ -309,9 +309,7 @@ func TestMetricsAfterCall(t *testing.T) {
 	if m["uad_active_calls"] != 1 {
 		t.Errorf("uad_active_calls = %v during the call, want 1", m["uad_active_calls"])
 	}
-	u.Hangup(id)
-	ev.WaitType(t, "call.ended", id, sigTimeout)
-	s.WaitOK()
+	hangUp(t, u, ev, id, s)
 
 	m = u.metrics(t)
 	for k, want := range map[string]float64{

@@ -5,24 +5,19 @@ package tests
 // tests/sipp/register_*.xml).
 
 import (
-	"bufio"
-	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
 
 // ---------------------------------------------------------------------------
-// Kamailio, run in the foreground with its own config.
+// The Kamailio registrar (kamailio_test.go runs it).
 
 // kamailioOptions fill the placeholders of tests/kamailio/registrar.cfg.
 type kamailioOptions struct {
@@ -32,39 +27,14 @@ type kamailioOptions struct {
 	Alice      string // host:port requests for user alice go to; default a dead port
 }
 
-// Kamailio is a running kamailio.
+// Kamailio is a running kamailio registrar.
 type Kamailio struct {
-	t       *testing.T
-	Port    int
-	Dir     string
-	LogPath string
-	cmd     *exec.Cmd
-	done    chan struct{}
-	exit    error
-}
-
-// sbinTool finds a program on PATH or in /usr/sbin (which a non-root PATH
-// may lack), or skips the test (fails it under CI=true) like requirePeer.
-func sbinTool(t *testing.T, name string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	if p := filepath.Join("/usr/sbin", name); isExecutable(p) {
-		return p
-	}
-	requirePeer(t, name)
-	return name
-}
-
-func isExecutable(path string) bool {
-	st, err := os.Stat(path)
-	return err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0
+	*kamailioProc
 }
 
 func startKamailio(t *testing.T, opts kamailioOptions) *Kamailio {
 	t.Helper()
-	bin := sbinTool(t, "kamailio")
+	k := &Kamailio{newKamailioProc(t, "kam", "kamailio_ctl", "UADTEST", "ERROR")}
 	if opts.Password == "" {
 		opts.Password = "secret"
 	}
@@ -81,16 +51,9 @@ func startKamailio(t *testing.T, opts kamailioOptions) *Kamailio {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A short path: the ctl socket lives there (unix socket paths are short).
-	dir, err := os.MkdirTemp("", "kam")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	k := &Kamailio{t: t, Port: freePort(t), Dir: dir, LogPath: filepath.Join(dir, "kamailio.log"), done: make(chan struct{})}
 	cfg := strings.NewReplacer(
 		"{{PORT}}", strconv.Itoa(k.Port),
-		"{{DIR}}", dir,
+		"{{DIR}}", k.Dir,
 		"{{PASSWORD}}", opts.Password,
 		"{{ALGORITHM}}", opts.Algorithm,
 		"{{MIN_EXPIRES}}", strconv.Itoa(opts.MinExpires),
@@ -99,80 +62,16 @@ func startKamailio(t *testing.T, opts kamailioOptions) *Kamailio {
 	if i := strings.Index(cfg, "{{"); i >= 0 {
 		t.Fatalf("registrar.cfg: placeholder left: %.40s", cfg[i:])
 	}
-	cfgPath := filepath.Join(dir, "kamailio.cfg")
+	cfgPath := filepath.Join(k.Dir, "kamailio.cfg")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logf, err := os.Create(k.LogPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k.cmd = exec.Command(bin, "-DD", "-E", "-m", "64", "-M", "8", "-Y", dir, "-f", cfgPath)
-	k.cmd.Dir = dir
-	k.cmd.Stdout, k.cmd.Stderr = logf, logf
-	k.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its children go with it
-	if err := k.cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatalf("start kamailio: %v", err)
-	}
-	logf.Close()
-	go func() {
-		k.exit = k.cmd.Wait()
-		close(k.done)
-	}()
-	t.Cleanup(k.stop)
-	ok := poll(10*time.Second, 20*time.Millisecond, func() bool {
-		select {
-		case <-k.done:
-			return true
-		default:
-		}
-		_, err := os.Stat(filepath.Join(dir, "kamailio_ctl"))
-		return err == nil && portBound("udp", k.Port)
-	})
-	select {
-	case <-k.done:
-		t.Fatalf("kamailio exited at start: %v\n%s", k.exit, tail(readFile(k.LogPath), 8<<10))
-	default:
-	}
-	if !ok {
-		t.Fatalf("kamailio does not listen on udp/%d after 10 s\n%s", k.Port, tail(readFile(k.LogPath), 8<<10))
-	}
+	k.run("-DD", "-E", "-m", "64", "-M", "8", "-Y", k.Dir, "-f", cfgPath)
 	return k
 }
 
-func (k *Kamailio) stop() {
-	select {
-	case <-k.done:
-	default:
-		_ = k.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-k.done:
-		case <-time.After(5 * time.Second):
-			_ = syscall.Kill(-k.cmd.Process.Pid, syscall.SIGKILL)
-			<-k.done
-		}
-	}
-	if k.t.Failed() {
-		k.t.Logf("---- kamailio log (%s) ----\n%s\n---- end of kamailio log ----", k.LogPath, tail(k.testLines(), 64<<10))
-	}
-}
-
-// Addr is kamailio's "127.0.0.1:PORT".
-func (k *Kamailio) Addr() string { return "127.0.0.1:" + strconv.Itoa(k.Port) }
-
 // testLines are the config's UADTEST xlog lines, and errors.
-func (k *Kamailio) testLines() string {
-	var b strings.Builder
-	sc := bufio.NewScanner(strings.NewReader(readFile(k.LogPath)))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if line := sc.Text(); strings.Contains(line, "UADTEST") || strings.Contains(line, "ERROR") {
-			b.WriteString(line + "\n")
-		}
-	}
-	return b.String()
-}
+func (k *Kamailio) testLines() string { return k.logLines(0, k.marks...) }
 
 // kamRegistration is one REGISTER kamailio accepted (its UADTEST registered line).
 type kamRegistration struct {
@@ -200,7 +99,7 @@ func (k *Kamailio) Registered(user string) []kamRegistration {
 // ULDump is `kamcmd ul.dump`: the location table.
 func (k *Kamailio) ULDump() string {
 	k.t.Helper()
-	out, err := exec.Command(sbinTool(k.t, "kamcmd"), "-s", "unix:"+filepath.Join(k.Dir, "kamailio_ctl"), "ul.dump").CombinedOutput()
+	out, err := exec.Command(sbinTool(k.t, "kamcmd"), "-s", "unix:"+k.ctlPath, "ul.dump").CombinedOutput()
 	if err != nil {
 		k.t.Fatalf("kamcmd ul.dump: %v\n%s", err, out)
 	}
@@ -220,57 +119,11 @@ type AccountInfo struct {
 // Accounts does GET /v1/accounts and requires 200.
 func (u *UAD) Accounts() map[string]AccountInfo {
 	u.t.Helper()
-	st, data := u.API(http.MethodGet, "/v1/accounts", nil)
-	if st != http.StatusOK {
-		u.t.Fatalf("uad %s: GET /v1/accounts = %d %s, want 200", u.Name, st, data)
-	}
-	var list []AccountInfo
-	if err := json.Unmarshal(data, &list); err != nil {
-		u.t.Fatalf("uad %s: GET /v1/accounts: not a list of accounts: %v: %s", u.Name, err, data)
-	}
 	out := map[string]AccountInfo{}
-	for _, a := range list {
+	for _, a := range getJSON[[]AccountInfo](u.t, u, "/v1/accounts", "a list of accounts") {
 		out[a.Name] = a
 	}
 	return out
-}
-
-// eventsFromStart is Events from the daemon's first event on (Last-Event-ID
-// 0): registration can complete before a test subscribes.
-func (u *UAD) eventsFromStart() *EventStream {
-	u.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.URL()+"/v1/events", nil)
-	if err != nil {
-		cancel()
-		u.t.Fatal(err)
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("Last-Event-ID", "0")
-	if u.token != "" {
-		req.Header.Set("Authorization", "Bearer "+u.token)
-	}
-	client := &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: 10 * time.Second}}
-	resp, err := client.Do(req)
-	if err != nil {
-		cancel()
-		u.t.Fatalf("uad %s: GET /v1/events: %v", u.Name, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
-		cancel()
-		u.t.Fatalf("uad %s: GET /v1/events = %d, want 200", u.Name, resp.StatusCode)
-	}
-	es := &EventStream{u: u, cancel: cancel, ended: make(chan struct{}), notify: make(chan struct{})}
-	go es.read(resp.Body)
-	u.t.Cleanup(func() {
-		cancel()
-		<-es.ended
-		if u.t.Failed() {
-			u.t.Logf("uad %s events seen:\n%s", u.Name, es.summary())
-		}
-	})
-	return es
 }
 
 func accountEvent(typ, account string) func(Event) bool {

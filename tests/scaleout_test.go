@@ -9,17 +9,14 @@ package tests
 // Kamailio along its Record-Route.
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -35,29 +32,8 @@ type dsDest struct {
 
 // dsProxy is a running kamailio with the dispatcher config.
 type dsProxy struct {
-	t       *testing.T
-	Port    int
-	Dir     string
-	LogPath string
-	Ctl     string // the ctl socket, "unix:PATH"
-	cmd     *exec.Cmd
-	done    chan struct{}
-	exit    error
-}
-
-// kamailioBin finds a program on PATH or in /usr/sbin (which a non-root
-// PATH may lack), or skips the test (fails it under CI=true).
-func kamailioBin(t *testing.T, name string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	p := filepath.Join("/usr/sbin", name)
-	if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
-		return p
-	}
-	requirePeer(t, name)
-	return name
+	*kamailioProc
+	Ctl string // the ctl socket, "unix:PATH"
 }
 
 // kamailioModules is where Debian keeps the modules; "" lets kamailio use
@@ -77,28 +53,21 @@ func kamailioModules() string {
 // returns once it listens and its ctl socket is up.
 func startDispatcher(t *testing.T, dests []dsDest, defines ...string) *dsProxy {
 	t.Helper()
-	bin := kamailioBin(t, "kamailio")
-	kamailioBin(t, "kamcmd")
-	// A short path: the ctl socket lives there (unix socket paths are short).
-	dir, err := os.MkdirTemp("", "kds")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	k := &dsProxy{t: t, Port: freePort(t), Dir: dir, LogPath: filepath.Join(dir, "kamailio.log"),
-		Ctl: "unix:" + filepath.Join(dir, "ctl"), done: make(chan struct{})}
+	k := &dsProxy{kamailioProc: newKamailioProc(t, "kds", "ctl", " ds: ", "ERROR", "WARNING")}
+	sbinTool(t, "kamcmd")
+	k.Ctl = "unix:" + k.ctlPath
 
 	var list strings.Builder
 	list.WriteString("# written by TestScaleOut*: setid destination flags priority attributes\n")
 	for _, d := range dests {
 		fmt.Fprintf(&list, "1 sip:%s 0 0 name=%s\n", d.Addr, d.Name)
 	}
-	listPath := filepath.Join(dir, "dispatcher.list")
+	listPath := filepath.Join(k.Dir, "dispatcher.list")
 	if err := os.WriteFile(listPath, []byte(list.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// One worker: several may reorder a 180 behind its 200, which sipp takes as an unexpected message.
-	args := []string{"-DD", "-E", "-n", "1", "-m", "64", "-M", "8", "-Y", dir,
+	args := []string{"-DD", "-E", "-n", "1", "-m", "64", "-M", "8", "-Y", k.Dir,
 		"-f", filepath.Join(repoRoot, "deploy", "kamailio", "kamailio.cfg"),
 		"-A", fmt.Sprintf("LISTEN=udp:127.0.0.1:%d", k.Port),
 		"-A", fmt.Sprintf("DS_LIST=%q", listPath),
@@ -114,91 +83,23 @@ func startDispatcher(t *testing.T, dests []dsDest, defines ...string) *dsProxy {
 	for _, d := range defines {
 		args = append(args, "-A", d)
 	}
-	logf, err := os.Create(k.LogPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k.cmd = exec.Command(bin, args...)
-	k.cmd.Dir = dir
-	k.cmd.Stdout, k.cmd.Stderr = logf, logf
-	k.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its children go with it
-	if err := k.cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatalf("start kamailio: %v", err)
-	}
-	logf.Close()
-	go func() {
-		k.exit = k.cmd.Wait()
-		close(k.done)
-	}()
-	t.Cleanup(k.stop)
-	ok := poll(10*time.Second, 20*time.Millisecond, func() bool {
-		select {
-		case <-k.done:
-			return true
-		default:
-		}
-		_, err := os.Stat(filepath.Join(dir, "ctl"))
-		return err == nil && portBound("udp", k.Port)
-	})
-	select {
-	case <-k.done:
-		t.Fatalf("kamailio exited at start: %v\n%s", k.exit, tail(readFile(k.LogPath), 8<<10))
-	default:
-	}
-	if !ok {
-		t.Fatalf("kamailio does not listen on udp/%d after 10 s\n%s", k.Port, tail(readFile(k.LogPath), 8<<10))
-	}
+	k.run(args...)
 	return k
 }
-
-func (k *dsProxy) stop() {
-	select {
-	case <-k.done:
-	default:
-		_ = k.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-k.done:
-		case <-time.After(5 * time.Second):
-			_ = syscall.Kill(-k.cmd.Process.Pid, syscall.SIGKILL)
-			<-k.done
-		}
-	}
-	if k.t.Failed() {
-		k.t.Logf("---- kamailio log (%s) ----\n%s\n---- end of kamailio log ----", k.LogPath, tail(k.dsLines(0), 64<<10))
-	}
-}
-
-// Addr is kamailio's "127.0.0.1:PORT".
-func (k *dsProxy) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(k.Port)) }
 
 // LogSize is the log's current length, an offset for dsLines.
 func (k *dsProxy) LogSize() int { return len(readFile(k.LogPath)) }
 
 // dsLines are the config's "ds:" xlog lines, warnings and errors written
 // after offset bytes of the log.
-func (k *dsProxy) dsLines(offset int) string {
-	log := readFile(k.LogPath)
-	if offset > len(log) {
-		offset = len(log)
-	}
-	var b strings.Builder
-	sc := bufio.NewScanner(strings.NewReader(log[offset:]))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if line := sc.Text(); strings.Contains(line, " ds: ") || strings.Contains(line, "ERROR") || strings.Contains(line, "WARNING") {
-			b.WriteString(line + "\n")
-		}
-	}
-	return b.String()
-}
+func (k *dsProxy) dsLines(offset int) string { return k.logLines(offset, k.marks...) }
 
 var dsListRE = regexp.MustCompile(`URI: (\S+)\s+FLAGS: (\S+)`)
 
 // States is `kamcmd dispatcher.list`: each destination's flags (A active,
 // I inactive, D disabled, P probing), by URI.
 func (k *dsProxy) States() (map[string]string, error) {
-	out, err := exec.Command(kamailioBin(k.t, "kamcmd"), "-s", k.Ctl, "dispatcher.list").CombinedOutput()
+	out, err := exec.Command(sbinTool(k.t, "kamcmd"), "-s", k.Ctl, "dispatcher.list").CombinedOutput()
 	if err != nil {
 		return nil, fmt.Errorf("kamcmd dispatcher.list: %v: %s", err, out)
 	}
@@ -255,29 +156,11 @@ func waitAllEnded(t *testing.T, u *UAD, timeout time.Duration) {
 	}
 }
 
-// headerValues returns every value of a header of m (full name or compact
-// form, case-insensitive), one per header line.
-func headerValues(m sipMsg, names ...string) []string {
-	var out []string
-	for _, line := range strings.Split(m.Head, "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		for _, n := range names {
-			if strings.EqualFold(strings.TrimSpace(k), n) {
-				out = append(out, strings.TrimSpace(v))
-			}
-		}
-	}
-	return out
-}
-
 // heldUACScenario is sipp as a caller that uad holds and resumes: INVITE,
 // 200, ACK; then a hold re-INVITE (must be sendonly; answered recvonly), its
 // ACK, a resume re-INVITE (must be sendrecv; answered sendrecv), its ACK,
 // and the callee's BYE, 200. ACK and BYE follow the Record-Route ([routes]).
-const heldUACScenario = `<?xml version="1.0" encoding="ISO-8859-1" ?>
+var heldUACScenario = `<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
 <scenario name="scaleout_uac_held">
   <send retrans="500">
@@ -292,18 +175,7 @@ const heldUACScenario = `<?xml version="1.0" encoding="ISO-8859-1" ?>
       Max-Forwards: 70
       Content-Type: application/sdp
       Content-Length: [len]
-
-      v=0
-      o=sipp [pid] 1 IN IP4 [media_ip]
-      s=-
-      c=IN IP4 [media_ip]
-      t=0 0
-      m=audio [rtp_port] RTP/AVP 0 101
-      a=rtpmap:0 PCMU/8000
-      a=rtpmap:101 telephone-event/8000
-      a=fmtp:101 0-16
-      a=sendrecv
-
+` + heldUACSDP(1, "sendrecv") + `
     ]]>
   </send>
   <recv response="100" optional="true"/>
@@ -325,85 +197,64 @@ const heldUACScenario = `<?xml version="1.0" encoding="ISO-8859-1" ?>
 
     ]]>
   </send>
-  <recv request="INVITE">
-    <action>
-      <ereg regexp="a=sendonly" search_in="body" check_it="true" assign_to="hold_offer"/>
-    </action>
-  </recv>
-  <Reference variables="hold_offer"/>
-  <send retrans="500">
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=sipp [pid] 2 IN IP4 [media_ip]
-      s=-
-      c=IN IP4 [media_ip]
-      t=0 0
-      m=audio [rtp_port] RTP/AVP 0 101
-      a=rtpmap:0 PCMU/8000
-      a=rtpmap:101 telephone-event/8000
-      a=fmtp:101 0-16
-      a=recvonly
-
-    ]]>
-  </send>
-  <recv request="ACK"/>
-  <recv request="INVITE">
-    <action>
-      <ereg regexp="a=sendrecv" search_in="body" check_it="true" assign_to="resume_offer"/>
-    </action>
-  </recv>
-  <Reference variables="resume_offer"/>
-  <send retrans="500">
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=sipp [pid] 3 IN IP4 [media_ip]
-      s=-
-      c=IN IP4 [media_ip]
-      t=0 0
-      m=audio [rtp_port] RTP/AVP 0 101
-      a=rtpmap:0 PCMU/8000
-      a=rtpmap:101 telephone-event/8000
-      a=fmtp:101 0-16
-      a=sendrecv
-
-    ]]>
-  </send>
-  <recv request="ACK"/>
-  <recv request="BYE"/>
+` + heldUACReinvite("sendonly", "hold_offer", 2, "recvonly") +
+	heldUACReinvite("sendrecv", "resume_offer", 3, "sendrecv") + `  <recv request="BYE"/>
   <send>
     <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
+` + heldUAC200 + `      Content-Length: 0
 
     ]]>
   </send>
 </scenario>
 `
+
+// heldUACReinvite is the scenario's part for one re-INVITE from uad: its
+// offer must state direction want (checked into variable), the answer is
+// SDP version version stating answer, then the ACK.
+func heldUACReinvite(want, variable string, version int, answer string) string {
+	return fmt.Sprintf(`  <recv request="INVITE">
+    <action>
+      <ereg regexp="a=%s" search_in="body" check_it="true" assign_to="%s"/>
+    </action>
+  </recv>
+  <Reference variables="%s"/>
+  <send retrans="500">
+    <![CDATA[
+%s      Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+%s
+    ]]>
+  </send>
+  <recv request="ACK"/>
+`, want, variable, variable, heldUAC200, heldUACSDP(version, answer))
+}
+
+// heldUAC200 starts sipp's 200 to a request of uad's.
+const heldUAC200 = `      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+`
+
+// heldUACSDP is sipp's audio SDP (with the blank line before it), o=
+// version version, stating direction dir.
+func heldUACSDP(version int, dir string) string {
+	return fmt.Sprintf(`
+      v=0
+      o=sipp [pid] %d IN IP4 [media_ip]
+      s=-
+      c=IN IP4 [media_ip]
+      t=0 0
+      m=audio [rtp_port] RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-16
+      a=%s
+`, version, dir)
+}
 
 // checkViaKamailio asserts that a request sipp received came through
 // kamailio: kamailio's Via on top, the sender's below.
@@ -460,7 +311,7 @@ func TestScaleOutKamailio(t *testing.T) {
 	// uad copies kamailio's Record-Route into its 2xx (RFC 3261 §12.1.1),
 	// so sipp's ACK and BYE came back through kamailio.
 	msgs := parseSippTrace(r.Messages)
-	oks := pick(msgs, func(m sipMsg) bool {
+	oks := filter(msgs, func(m sipMsg) bool {
 		n, meth := m.CSeq()
 		return !m.Sent && m.Status() == 200 && meth == "INVITE" && n == 1
 	})
@@ -522,13 +373,13 @@ func TestScaleOutKamailio(t *testing.T) {
 	ev2.WaitType(t, "call.ended", id, sigTimeout)
 	r = s.WaitOK()
 	msgs = parseSippTrace(r.Messages)
-	reinvites := pick(msgs, requestsOf("INVITE", false))
+	reinvites := filter(msgs, requestsOf("INVITE", false))
 	if len(reinvites) != 2 {
 		t.Fatalf("sipp received %d re-INVITEs, want 2 (hold, resume)", len(reinvites))
 	}
 	checkViaKamailio(t, "hold re-INVITE", reinvites[0], k, u2)
 	checkViaKamailio(t, "resume re-INVITE", reinvites[1], k, u2)
-	if byes := pick(msgs, requestsOf("BYE", false)); len(byes) != 1 {
+	if byes := filter(msgs, requestsOf("BYE", false)); len(byes) != 1 {
 		t.Errorf("sipp received %d BYEs, want 1", len(byes))
 	} else {
 		checkViaKamailio(t, "BYE", byes[0], k, u2)
@@ -552,10 +403,7 @@ type brokenInstance struct {
 
 func startBrokenInstance(t *testing.T, mode string) *brokenInstance {
 	t.Helper()
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: freePort(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := listenLoopback(t, freePort(t), "SIP")
 	b := &brokenInstance{conn: conn, mode: mode, invites: map[string]bool{}}
 	done := make(chan struct{})
 	go func() {

@@ -88,14 +88,6 @@ func tlsUAD(t *testing.T, name, cert, key string, verify bool) (*UAD, int) {
 	return u, p + 1
 }
 
-// secNoEvent asserts that no event of type typ for call id was seen so far.
-func secNoEvent(t *testing.T, es *EventStream, what, typ, id string) {
-	t.Helper()
-	if es.Has(func(e Event) bool { return e.Type == typ && (id == "" || e.CallID() == id) }) {
-		t.Errorf("%s: unexpected %s event", what, typ)
-	}
-}
-
 // A call between two uads over TLS (sips:), held and resumed and hung up;
 // with tls_verify on, the caller refuses the callee's self-signed
 // certificate and the call fails.
@@ -110,9 +102,7 @@ func TestSecurityTLSCall(t *testing.T) {
 		a, _ := tlsUAD(t, "A", cert, key, false)
 		evA := a.Events()
 		ca := a.PlaceCall(target, nil)
-		idB := evB.WaitType(t, "call.incoming", "", sigTimeout).CallID()
-		evA.WaitType(t, "call.connected", ca.ID, sigTimeout)
-		evB.WaitType(t, "call.connected", idB, sigTimeout)
+		idB := waitBothConnected(t, evA, ca.ID, evB)
 
 		// The call is over TLS: B's (debug) SIP trace shows A's TLS Via.
 		if !strings.Contains(b.Log(), "SIP/2.0/TLS") {
@@ -144,27 +134,17 @@ func TestSecurityTLSCall(t *testing.T) {
 		evA := a.Events()
 		ca := a.PlaceCall(target, nil)
 		end := evA.WaitType(t, "call.ended", ca.ID, endTimeout)
-		secNoEvent(t, evA, "tls_verify on against a self-signed certificate", "call.connected", ca.ID)
+		noEvent(t, evA, "tls_verify on against a self-signed certificate", ca.ID, "call.connected")
 		if end.SIPStatus != 0 {
 			t.Errorf("call.ended sip_status %d, want 0 (no INVITE gets through the handshake)", end.SIPStatus)
 		}
 		if !strings.Contains(a.Log(), "failed to verify certificate") {
 			t.Errorf("A's log does not say the certificate failed verification")
 		}
-		if n := len(filterEvents(evB.All(), "call.incoming")); n != 1 {
+		if n := len(filter(evB.All(), ofType("call.incoming", ""))); n != 1 {
 			t.Errorf("B saw %d call.incoming, want 1 (only the call with tls_verify off)", n)
 		}
 	})
-}
-
-func filterEvents(evs []Event, typ string) []Event {
-	var out []Event
-	for _, e := range evs {
-		if e.Type == typ {
-			out = append(out, e)
-		}
-	}
-	return out
 }
 
 // sipResponseRE matches the status line of a response in a sipp trace.
@@ -186,7 +166,7 @@ func TestSecurityAllowList(t *testing.T) {
 		if got := u.metrics(t)[`uad_sip_refused_total{reason="not_allowed"}`]; got < 1 {
 			t.Errorf(`uad_sip_refused_total{reason="not_allowed"} = %v, want >= 1`, got)
 		}
-		secNoEvent(t, ev, "INVITE from a source not allowed", "call.incoming", "")
+		noEvent(t, ev, "INVITE from a source not allowed", "", "call.incoming")
 	})
 
 	t.Run("drop", func(t *testing.T) {
@@ -206,7 +186,7 @@ func TestSecurityAllowList(t *testing.T) {
 		if got := u.metrics(t)[`uad_sip_refused_total{reason="not_allowed"}`]; got < 1 {
 			t.Errorf(`uad_sip_refused_total{reason="not_allowed"} = %v, want >= 1`, got)
 		}
-		secNoEvent(t, ev, "INVITE from a source not allowed", "call.incoming", "")
+		noEvent(t, ev, "INVITE from a source not allowed", "", "call.incoming")
 	})
 
 	t.Run("allowed", func(t *testing.T) {
@@ -215,9 +195,7 @@ func TestSecurityAllowList(t *testing.T) {
 		ev := u.Events()
 		s := startSipp(t, "uac_wait_bye.xml", "-s", "uad", u.SIPAddr())
 		id := ev.WaitType(t, "call.connected", "", sigTimeout).CallID()
-		u.Hangup(id)
-		ev.WaitType(t, "call.ended", id, sigTimeout)
-		s.WaitOK()
+		hangUp(t, u, ev, id, s)
 		if got := u.metrics(t)[`uad_sip_refused_total{reason="not_allowed"}`]; got != 0 {
 			t.Errorf(`uad_sip_refused_total{reason="not_allowed"} = %v for an allowed source, want 0`, got)
 		}
@@ -297,9 +275,7 @@ func TestSecurityRateLimit(t *testing.T) {
 	}
 
 	id := ev.WaitType(t, "call.connected", "", sigTimeout).CallID()
-	u.Hangup(id)
-	ev.WaitType(t, "call.ended", id, sigTimeout)
-	s.WaitOK()
+	hangUp(t, u, ev, id, s)
 }
 
 // calls.max_calls 1: a second INVITE gets 503, the first call is untouched,
@@ -323,15 +299,11 @@ func TestSecurityCallCap(t *testing.T) {
 		t.Errorf("GET /v1/calls after the refused INVITE: %d calls, want 1: %+v", len(calls), calls)
 	}
 
-	u.Hangup(id1)
-	ev.WaitType(t, "call.ended", id1, sigTimeout)
-	s1.WaitOK()
+	hangUp(t, u, ev, id1, s1)
 
 	s3 := startSipp(t, "uac_wait_bye.xml", "-s", "third", u.SIPAddr())
 	id3 := ev.WaitFor(t, func(e Event) bool { return e.Type == "call.connected" && e.CallID() != id1 }, sigTimeout).CallID()
-	u.Hangup(id3)
-	ev.WaitType(t, "call.ended", id3, sigTimeout)
-	s3.WaitOK()
+	hangUp(t, u, ev, id3, s3)
 }
 
 // sip.incoming_auth: an INVITE without credentials is challenged (401,
@@ -348,12 +320,12 @@ func TestSecurityIncomingAuth(t *testing.T) {
 	if r := runSipp(t, "security_uac_401.xml", "-s", "uad", u.SIPAddr()); r.Code != 0 {
 		t.Errorf("INVITE without credentials: sipp exit %d, want 0 (401 with a Digest challenge)", r.Code)
 	}
-	secNoEvent(t, ev, "INVITE without credentials", "call.incoming", "")
+	noEvent(t, ev, "INVITE without credentials", "", "call.incoming")
 
 	if r := runSipp(t, "security_uac_auth_wrong.xml", "-s", "uad", "-au", "alice", "-ap", "wrong", u.SIPAddr()); r.Code != 0 {
 		t.Errorf("INVITE with a wrong password: sipp exit %d, want 0 (401 again)", r.Code)
 	}
-	secNoEvent(t, ev, "INVITE with a wrong password", "call.incoming", "")
+	noEvent(t, ev, "INVITE with a wrong password", "", "call.incoming")
 
 	s := startSipp(t, "security_uac_auth.xml", "-s", "uad", "-au", "alice", "-ap", "s3cret", u.SIPAddr())
 	id := ev.WaitType(t, "call.connected", "", sigTimeout).CallID()
@@ -403,9 +375,7 @@ func TestSecurityReinviteChallenged(t *testing.T) {
 		t.Errorf("hold response: %+v, want local_hold", hc)
 	}
 	ev.WaitType(t, "hold.success", c.ID, sigTimeout)
-	u.Hangup(c.ID)
-	ev.WaitType(t, "call.ended", c.ID, sigTimeout)
-	r := uas.WaitOK()
+	r := hangUp(t, u, ev, c.ID, uas)
 
 	// The digest response of the retried re-INVITE is right for bob/pw.
 	var auth string

@@ -162,11 +162,7 @@ func sendTCP(t *testing.T, addr string, data []byte, wait time.Duration) string 
 }
 
 func TestTortureMessagesAndGarbage(t *testing.T) {
-	requirePeer(t, "sipp")
-	u := startUAD(t, UADOptions{Config: map[string]any{"media.rtp_timeout": "0s"}})
-	ev := u.Events()
-	peer := newRTPPeer(t, 0)
-	first := startSipp(t, "uac_wait_bye.xml", "-s", "uad", "-timeout", "120s", "-key", "rtp_port", itoa(peer.Port()), u.SIPAddr())
+	u, ev, _, first := sippCallsUAD(t, UADOptions{Config: map[string]any{"media.rtp_timeout": "0s"}}, "uac_wait_bye.xml", "-s", "uad", "-timeout", "120s")
 	id := ev.WaitType(t, "call.connected", "", sigTimeout).CallID()
 
 	msgs := loadTorture(t)

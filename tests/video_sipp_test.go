@@ -62,18 +62,6 @@ func (p *videoPeer) waitPLI(t *testing.T, what string, base int) {
 	}
 }
 
-// uadSDPs returns the SDP bodies of the messages uad sent in sipp's trace
-// (sipp received them): INVITEs or 200s to INVITEs as keep selects.
-func uadSDPs(trace string, keep func(vidSIPMsg) bool) []vidSIPMsg {
-	var out []vidSIPMsg
-	for _, m := range vidSippMessages(trace) {
-		if !m.Sent && keep(m) {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
 // sipp calls uad with audio and video, removes video (m=video 0), then adds
 // it back; uad answers slot for slot, reports video.closed (by remote), and
 // takes the re-added video as calls.video_request_policy (and the reply to
@@ -95,15 +83,12 @@ func TestVideoSippPeerRemovesAndAddsVideo(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			u := startUAD(t, UADOptions{Config: map[string]any{"calls.video_request_policy": tc.policy}})
-			ev := u.Events()
-			audio := newRTPPeer(t, 0)
 			vp := newVideoPeer(t)
-			s := startSipp(t, "video_uac_remove_readd.xml", "-s", "uad", "-d", "2500",
-				"-key", "rtp_port", itoa(audio.Port()), "-key", "video_port", itoa(vp.rtp.Port()), u.SIPAddr())
+			u, ev, _, s := sippCallsUAD(t, UADOptions{Config: map[string]any{"calls.video_request_policy": tc.policy}},
+				"video_uac_remove_readd.xml", "-s", "uad", "-d", "2500", "-key", "video_port", itoa(vp.rtp.Port()))
 
-			id := ev.WaitType(t, "call.incoming", "", sigTimeout).CallID()
-			conn := ev.WaitType(t, "call.connected", id, sigTimeout)
+			conn := ev.WaitAnswered(t)
+			id := conn.CallID()
 			checkVideoOn(t, "call.connected", *conn.Call, "sendrecv", "H264")
 			vp.echo(t, "video echo after the answer", u.Call(id))
 
@@ -151,7 +136,7 @@ func TestVideoSippPeerRemovesAndAddsVideo(t *testing.T) {
 			}
 			noEvent(t, ev, "uad", id, "held", "resumed")
 
-			answers := uadSDPs(res.Messages, vidSIPMsg.is200Invite)
+			answers := filter(parseSippTrace(res.Messages), receivedWith("SIP/2.0 200", "INVITE"))
 			want := []sdpWant{
 				{AudioDir: "sendrecv", VideoOn: true, VideoDir: "sendrecv"},
 				{AudioDir: "sendrecv", VideoOn: false},
@@ -223,7 +208,7 @@ func TestVideoSippDeclinesOffer(t *testing.T) {
 	u.Hangup(c.ID) // sipp expects the BYE next: any other re-INVITE fails it
 	res := uas.WaitOK()
 
-	offers := uadSDPs(res.Messages, vidSIPMsg.isInvite)
+	offers := filter(parseSippTrace(res.Messages), receivedWith("INVITE ", ""))
 	if len(offers) != 6 {
 		t.Fatalf("sipp received %d INVITEs, want 6 (call, video declined, video accepted, video off, hold, resume)", len(offers))
 	}
@@ -247,16 +232,12 @@ func TestVideoSippDeclinesOffer(t *testing.T) {
 // audio-only with nothing pending; a second offer is asked and accepted.
 func TestVideoSippCancelsVideoOffer(t *testing.T) {
 	t.Parallel()
-	requirePeer(t, "sipp")
-	u := startUAD(t, UADOptions{Config: map[string]any{"calls.video_request_policy": "ask"}})
-	ev := u.Events()
-	audio := newRTPPeer(t, 0)
 	vp := newVideoPeer(t)
-	s := startSipp(t, "video_uac_cancel_add.xml", "-s", "uad", "-d", "2500",
-		"-key", "rtp_port", itoa(audio.Port()), "-key", "video_port", itoa(vp.rtp.Port()), u.SIPAddr())
+	u, ev, _, s := sippCallsUAD(t, UADOptions{Config: map[string]any{"calls.video_request_policy": "ask"}},
+		"video_uac_cancel_add.xml", "-s", "uad", "-d", "2500", "-key", "video_port", itoa(vp.rtp.Port()))
 
-	id := ev.WaitType(t, "call.incoming", "", sigTimeout).CallID()
-	conn := ev.WaitType(t, "call.connected", id, sigTimeout)
+	conn := ev.WaitAnswered(t)
+	id := conn.CallID()
 	checkVideoOff(t, "audio call", *conn.Call)
 
 	req := ev.WaitType(t, "video.request", id, sigTimeout)
@@ -289,11 +270,11 @@ func TestVideoSippCancelsVideoOffer(t *testing.T) {
 	}
 	res := s.WaitOK()
 	var got487, got200 bool
-	for _, m := range vidSippMessages(res.Messages) {
+	for _, m := range parseSippTrace(res.Messages) {
 		if m.Sent || !strings.HasPrefix(m.Start, "SIP/2.0 ") {
 			continue
 		}
-		switch cseq := m.header("CSeq"); {
+		switch cseq := m.Header("CSeq"); {
 		case cseq == "2 INVITE" && strings.HasPrefix(m.Start, "SIP/2.0 487"):
 			got487 = true
 		case cseq == "2 INVITE" && strings.HasPrefix(m.Start, "SIP/2.0 2"):
@@ -305,7 +286,7 @@ func TestVideoSippCancelsVideoOffer(t *testing.T) {
 	if !got487 || !got200 {
 		t.Errorf("uad's answers to the CANCEL: 200 to the CANCEL %t, 487 to the re-INVITE %t; want both", got200, got487)
 	}
-	answers := uadSDPs(res.Messages, vidSIPMsg.is200Invite)
+	answers := filter(parseSippTrace(res.Messages), receivedWith("SIP/2.0 200", "INVITE"))
 	if len(answers) != 2 {
 		t.Fatalf("sipp received %d 200s to INVITEs, want 2 (the call, the second video offer)", len(answers))
 	}
@@ -320,15 +301,7 @@ func TestVideoSippCancelsVideoOffer(t *testing.T) {
 func TestVideoSippScenarioPairs(t *testing.T) {
 	t.Parallel()
 	requirePeer(t, "sipp")
-	pairs := []struct {
-		name     string
-		uas      string
-		uasArgs  []string
-		uac      string
-		uacArgs  []string
-		uasFails bool
-		uacFails bool
-	}{
+	runSippPairs(t, []sippPair{
 		{name: "remove_readd", uas: "video_mock_uas_remove_readd.xml", uasArgs: []string{"-key", "removed_port", "0", "-key", "extra_mline", ""},
 			uac: "video_uac_remove_readd.xml", uacArgs: []string{"-d", "100", "-key", "video_port", "7002"}},
 		{name: "remove_readd_port_kept", uas: "video_mock_uas_remove_readd.xml", uasArgs: []string{"-key", "removed_port", "5000", "-key", "extra_mline", ""},
@@ -341,29 +314,5 @@ func TestVideoSippScenarioPairs(t *testing.T) {
 			uac: "video_mock_uac_offer_rejected.xml", uacArgs: []string{"-key", "removed_port", "0"}},
 		{name: "offer_rejected_port_kept", uas: "video_uas_offer_rejected.xml", uasArgs: []string{"-key", "video_port", "7002"},
 			uac: "video_mock_uac_offer_rejected.xml", uacArgs: []string{"-key", "removed_port", "5000"}, uasFails: true},
-	}
-	for _, p := range pairs {
-		t.Run(p.name, func(t *testing.T) {
-			t.Parallel()
-			uas := startSipp(t, p.uas, p.uasArgs...)
-			uac := startSipp(t, p.uac, append(append([]string{}, p.uacArgs...), "-s", "x", uas.Addr())...).Wait()
-			switch {
-			case p.uacFails && uac.Code == 0:
-				t.Errorf("%s exited 0 against a wrong answer, want a failed check", p.uac)
-			case !p.uacFails && uac.Code != 0:
-				t.Errorf("%s exited %d, want 0\n%s", p.uac, uac.Code, tail(uac.Errors, 4<<10))
-			}
-			if p.uacFails {
-				// The UAC gave up mid-call; the stand-in's own result does not matter.
-				return
-			}
-			res := uas.Wait()
-			switch {
-			case p.uasFails && res.Code == 0:
-				t.Errorf("%s exited 0 against a wrong offer, want a failed check", p.uas)
-			case !p.uasFails && res.Code != 0:
-				t.Errorf("%s exited %d, want 0\n%s", p.uas, res.Code, tail(res.Errors, 4<<10))
-			}
-		})
-	}
+	})
 }

@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -209,10 +208,7 @@ type rtcpSink struct {
 
 func newRTCPSink(t testing.TB, port int) *rtcpSink {
 	t.Helper()
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
-	if err != nil {
-		t.Fatalf("RTCP socket on port %d: %v", port, err)
-	}
+	conn := listenLoopback(t, port, "RTCP")
 	s := &rtcpSink{conn: conn, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
@@ -250,85 +246,7 @@ func (s *rtcpSink) PLIs() int {
 }
 
 // ---------------------------------------------------------------------------
-// SIP traces and SDP, for the video tests.
-
-// vidSIPMsg is one SIP message of a peer's trace.
-type vidSIPMsg struct {
-	Sent  bool // sent by the peer whose trace it is
-	Start string
-	Head  string
-	Body  string
-}
-
-func (m vidSIPMsg) header(name string) string {
-	for _, line := range strings.Split(m.Head, "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if ok && strings.EqualFold(strings.TrimSpace(k), name) {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
-}
-
-func (m vidSIPMsg) String() string {
-	dir := "received"
-	if m.Sent {
-		dir = "sent"
-	}
-	return fmt.Sprintf("%s %q (CSeq %s)", dir, m.Start, m.header("CSeq"))
-}
-
-// isInvite reports whether m is an INVITE request.
-func (m vidSIPMsg) isInvite() bool { return strings.HasPrefix(m.Start, "INVITE ") }
-
-// is200Invite reports whether m is a 200 to an INVITE.
-func (m vidSIPMsg) is200Invite() bool {
-	return strings.HasPrefix(m.Start, "SIP/2.0 200") && strings.HasSuffix(m.header("CSeq"), " INVITE")
-}
-
-func vidParseSIP(text string) vidSIPMsg {
-	text = strings.ReplaceAll(text, "\r\n", "\n")
-	text = strings.TrimLeft(text, "\n")
-	head, body, _ := strings.Cut(text, "\n\n")
-	start, rest, _ := strings.Cut(head, "\n")
-	return vidSIPMsg{Start: strings.TrimSpace(start), Head: rest, Body: strings.TrimRight(body, "\n")}
-}
-
-// vidSippTraceRE matches the line before each message of sipp's -trace_msg
-// file and the line that says which way it went.
-var vidSippTraceRE = regexp.MustCompile(`(?m)^-{10,} \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+\r?\n(?:UDP|TCP) message (sent|received)[^\n]*\n`)
-
-// vidSippMessages returns the messages of sipp's -trace_msg file, in order.
-func vidSippMessages(text string) []vidSIPMsg {
-	var out []vidSIPMsg
-	idx := vidSippTraceRE.FindAllStringSubmatchIndex(text, -1)
-	for i, m := range idx {
-		end := len(text)
-		if i+1 < len(idx) {
-			end = idx[i+1][0]
-		}
-		msg := vidParseSIP(text[m[1]:end])
-		msg.Sent = text[m[2]:m[3]] == "sent"
-		out = append(out, msg)
-	}
-	return out
-}
-
-// vidBaresipRE splits baresip's -s SIP trace: an ESC[36;1m#, a line
-// "UDP src -> dst", the message, ESC[;m.
-var vidBaresipRE = regexp.MustCompile(`(?s)\x1b\[36;1m#\r?\n(?:UDP|TCP) (\S+) -> (\S+)\r?\n(.*?)\x1b\[;m`)
-
-// vidBaresipMessages returns the SIP messages of baresip's log; Sent is set
-// on those baresip sent.
-func vidBaresipMessages(log string, sipPort int) []vidSIPMsg {
-	var out []vidSIPMsg
-	for _, m := range vidBaresipRE.FindAllStringSubmatch(log, -1) {
-		msg := vidParseSIP(m[3])
-		msg.Sent = strings.HasSuffix(m[1], ":"+strconv.Itoa(sipPort))
-		out = append(out, msg)
-	}
-	return out
-}
+// SDP, for the video tests.
 
 // mSection is one m= section of an SDP body.
 type mSection struct {
@@ -471,28 +389,6 @@ func videoOp(t testing.TB, u *UAD, method, path string, body any) CallInfo {
 	return decodeCall(t, method+" "+path, data)
 }
 
-// eventTime is an event's time.
-func eventTime(t testing.TB, e Event) time.Time {
-	t.Helper()
-	tm, err := time.Parse(time.RFC3339Nano, e.Time)
-	if err != nil {
-		t.Fatalf("event %s: time %q: %v", e, e.Time, err)
-	}
-	return tm
-}
-
-// noEvent asserts that no event of the call has one of the types.
-func noEvent(t testing.TB, es *EventStream, who, callID string, types ...string) {
-	t.Helper()
-	for _, e := range es.All() {
-		for _, typ := range types {
-			if e.Type == typ && e.CallID() == callID {
-				t.Errorf("%s: unexpected event %s (%s)", who, e, e.Raw)
-			}
-		}
-	}
-}
-
 // ---------------------------------------------------------------------------
 // uad calls uad with video.
 
@@ -524,9 +420,7 @@ func startVideoCall(t *testing.T, bConfig map[string]any) *videoCall {
 
 	ca := vc.a.PlaceCall(vc.b.SIPURI("uad"), map[string]any{"video": true, "media": map[string]any{"relay": vc.audioEnd.Addr()}})
 	vc.idA = ca.ID
-	vc.idB = vc.evB.WaitType(t, "call.incoming", "", sigTimeout).CallID()
-	vc.evA.WaitType(t, "call.connected", vc.idA, sigTimeout)
-	vc.evB.WaitType(t, "call.connected", vc.idB, sigTimeout)
+	vc.idB = waitBothConnected(t, vc.evA, vc.idA, vc.evB)
 
 	ca = vc.a.Call(vc.idA)
 	cb := vc.b.Call(vc.idB)
@@ -935,22 +829,6 @@ video_bitrate		100000
 video_fps		10
 `
 
-// baresipVideoRcvd is how many video RTP packets baresip's current call
-// received (the rcvd counters of its video RTCP members).
-func baresipVideoRcvd(t testing.TB, b *Baresip) (int, string) {
-	t.Helper()
-	r := b.Command("video_debug", "")
-	if !r.OK {
-		t.Fatalf("baresip video_debug: %+v", r)
-	}
-	n := 0
-	for _, m := range regexp.MustCompile(`rcvd=(\d+)`).FindAllStringSubmatch(r.Data, -1) {
-		c, _ := strconv.Atoi(m[1])
-		n += c
-	}
-	return n, r.Data
-}
-
 // waitBaresipVideo waits until baresip received more than base video packets
 // plus n.
 func waitBaresipVideo(t *testing.T, b *Baresip, what string, base, n int) int {
@@ -958,7 +836,7 @@ func waitBaresipVideo(t *testing.T, b *Baresip, what string, base, n int) int {
 	var got int
 	var dbg string
 	if !poll(8*time.Second, 200*time.Millisecond, func() bool {
-		got, dbg = baresipVideoRcvd(t, b)
+		got, dbg = b.debugRcvd("video_debug")
 		return got >= base+n
 	}) {
 		t.Errorf("%s: baresip received %d video RTP packets (from %d), want >= %d more\n%s", what, got, base, n, dbg)
@@ -978,19 +856,12 @@ func TestVideoBaresip(t *testing.T) {
 			t.Skipf("baresip module %s missing (baresip-core provides it): %v", m, err)
 		}
 	}
-	u := startUAD(t, UADOptions{})
-	ev := u.Events()
-	b := startBaresip(t, BaresipOptions{ExtraConfig: baresipVideoConfig})
+	u, ev, b := uadAndBaresip(t, BaresipOptions{ExtraConfig: baresipVideoConfig})
 	if log := readFile(b.LogPath); !strings.Contains(log, "vidcodec: VP8") || !strings.Contains(log, "vidsrc: fakevideo") {
 		t.Fatalf("baresip did not load VP8 and fakevideo:\n%s", tail(log, 4<<10))
 	}
 
-	if r := b.Command("dial", u.SIPURI("uad")); !r.OK {
-		t.Fatalf("baresip dial: %+v", r)
-	}
-	id := ev.WaitType(t, "call.incoming", "", sigTimeout).CallID()
-	ev.WaitType(t, "call.connected", id, sigTimeout)
-	b.WaitEventType(t, "CALL_ESTABLISHED", sigTimeout)
+	id := b.dialUAD(t, u, ev)
 	c := u.Call(id)
 	checkVideoOn(t, "uad after answering baresip", c, "sendrecv", "VP8")
 	// uad echoes baresip's video back to it.
@@ -1016,7 +887,7 @@ func TestVideoBaresip(t *testing.T) {
 	checkOrder(t, un, opened)
 	c = u.Call(id)
 	checkVideoOn(t, "uad after resuming with video", c, "sendrecv", "VP8")
-	rcvd, _ = baresipVideoRcvd(t, b)
+	rcvd, _ = b.debugRcvd("video_debug")
 	rcvd = waitBaresipVideo(t, b, "video echo after the resume", rcvd, 20)
 
 	// baresip holds the video call: both streams sendonly; uad answers
@@ -1039,25 +910,14 @@ func TestVideoBaresip(t *testing.T) {
 	}
 	waitBaresipVideo(t, b, "video echo after baresip resumed", rcvd, 10)
 
-	if r := b.Command("hangup", ""); !r.OK {
-		t.Errorf("baresip hangup: %+v", r)
-	}
+	b.hangUp(t)
 	ev.WaitType(t, "call.ended", id, sigTimeout)
-	b.WaitEventType(t, "CALL_CLOSED", sigTimeout)
 
 	// The SDP of each exchange, from baresip's SIP trace.
-	msgs := vidBaresipMessages(readFile(b.LogPath), b.SIPPort)
-	var uadInvites, uadAnswers, baresipInvites []vidSIPMsg
-	for _, m := range msgs {
-		switch {
-		case !m.Sent && m.isInvite():
-			uadInvites = append(uadInvites, m)
-		case !m.Sent && m.is200Invite():
-			uadAnswers = append(uadAnswers, m)
-		case m.Sent && m.isInvite():
-			baresipInvites = append(baresipInvites, m)
-		}
-	}
+	msgs := parseBaresipTrace(readFile(b.LogPath), b.SIPPort)
+	uadInvites := filter(msgs, receivedWith("INVITE ", ""))
+	uadAnswers := filter(msgs, receivedWith("SIP/2.0 200", "INVITE"))
+	baresipInvites := filter(msgs, sentWith("INVITE ", ""))
 	// The premise: baresip's hold offer is sendonly on both streams.
 	if len(baresipInvites) != 3 {
 		t.Errorf("baresip sent %d INVITEs, want 3 (call, hold, resume)", len(baresipInvites))

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo"
+
+	"uad/tests/internal/g711"
 )
 
 const (
@@ -119,7 +121,7 @@ type media struct {
 func newMedia(o options, ip netip.Addr) *media {
 	m := &media{o: o, ip: ip, epoch: time.Now(), quit: make(chan struct{})}
 	for k := range m.frame {
-		m.frame[k] = linearToULaw(int16(8000 * math.Sin(2*math.Pi*1000*float64(k)/8000)))
+		m.frame[k] = g711.EncodeULaw(int16(8000 * math.Sin(2*math.Pi*1000*float64(k)/8000)))
 	}
 	return m
 }
@@ -550,63 +552,11 @@ func (m *media) collect(r *report) {
 	}
 }
 
-// ---------------------------------------------------------------------------
-// G.711 and the tone detector.
-
-func linearToULaw(sample int16) byte {
-	const bias, clip = 0x84, 32635
-	v := int(sample)
-	sign := 0
-	if v < 0 {
-		v, sign = -v, 0x80
-	}
-	if v > clip {
-		v = clip
-	}
-	v += bias
-	exp := 7
-	for mask := 0x4000; v&mask == 0 && exp > 0; mask >>= 1 {
-		exp--
-	}
-	mant := (v >> (exp + 3)) & 0x0f
-	return ^byte(sign | exp<<4 | mant)
-}
-
-var ulawTable = func() (t [256]float64) {
-	for i := range t {
-		b := ^byte(i)
-		exp := int(b>>4) & 7
-		v := ((int(b&0x0f) << 3) + 0x84) << exp
-		v -= 0x84
-		if b&0x80 != 0 {
-			v = -v
-		}
-		t[i] = float64(v)
-	}
-	return
-}()
-
 // isTone reports a µ-law frame that is clearly a tone at freq: loud enough,
-// and most of its energy at freq (Goertzel).
+// and most of its energy at freq.
 func isTone(payload []byte, freq float64) bool {
-	n := len(payload)
-	if n == 0 {
-		return false
-	}
-	coeff := 2 * math.Cos(2*math.Pi*freq/8000)
-	var s1, s2, energy float64
-	for _, b := range payload {
-		x := ulawTable[b]
-		energy += x * x
-		s0 := x + coeff*s1 - s2
-		s2, s1 = s1, s0
-	}
-	if energy == 0 {
-		return false
-	}
-	power := s1*s1 + s2*s2 - coeff*s1*s2
-	rms := math.Sqrt(energy / float64(n))
-	return rms > 500 && power/(energy*float64(n)/2) > 0.6
+	rms, share := g711.ToneLevel(g711.PCMU, payload, freq)
+	return rms > 500 && share > 0.6
 }
 
 // ---------------------------------------------------------------------------
