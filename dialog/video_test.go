@@ -22,60 +22,45 @@ func videoCall(t *testing.T, h *harness) *peer {
 	return p
 }
 
+// reinviteStep expects uad's next re-INVITE with m-lines and an audio
+// direction, and answers it 200 with answer.
+func reinviteStep(t *testing.T, h *harness, what, lines, dir, answer string) {
+	t.Helper()
+	inv := h.sig.expect(t, gosip.INVITE)
+	sdp := inv.sdp(t)
+	if got := mlines(sdp); got != lines {
+		t.Fatalf("%s re-INVITE m-lines %s, want %s", what, got, lines)
+	}
+	if got := audioDir(t, sdp); got != dir {
+		t.Errorf("%s re-INVITE audio %s, want %s", what, got, dir)
+	}
+	inv.answer(200, "OK", answer)
+	h.sig.expect(t, gosip.ACK)
+}
+
 // hold-and-video.md: a video call is held as [video off, audio hold], and
 // resumed as [audio on, video offered back in its slot].
 func TestVideoHoldProcedure(t *testing.T) {
 	h := newHarness(t, nil)
 	p := videoCall(t, h)
 	done := h.op(h.m.Hold, p.call)
-
-	off := h.sig.expect(t, gosip.INVITE)
-	sdp := off.sdp(t)
-	if got := mlines(sdp); got != "audio:on video:0" {
-		t.Fatalf("first re-INVITE m-lines %s, want audio:on video:0 (video removed, slot kept)", got)
-	}
-	if got := audioDir(t, sdp); got != "sendrecv" {
-		t.Errorf("first re-INVITE audio %s, want sendrecv", got)
-	}
-	off.answer(200, "OK", peerSDP(2, "sendrecv", 0))
-	h.sig.expect(t, gosip.ACK)
+	reinviteStep(t, h, "video off", "audio:on video:0", "sendrecv", peerSDP(2, "sendrecv", 0))
 	if e, _ := h.ev.expect(t, "video.closed"); e.Fields["by"] != "local" {
 		t.Errorf("video.closed by %v", e.Fields["by"])
 	}
-
-	hold := h.sig.expect(t, gosip.INVITE)
-	sdp = hold.sdp(t)
-	if got := mlines(sdp); got != "audio:on video:0" {
-		t.Errorf("hold re-INVITE m-lines %s", got)
-	}
-	if got := audioDir(t, sdp); got != "sendonly" {
-		t.Errorf("hold re-INVITE audio %s, want sendonly", got)
-	}
-	hold.answer(200, "OK", peerSDP(3, "recvonly", 0))
-	h.sig.expect(t, gosip.ACK)
+	reinviteStep(t, h, "audio hold", "audio:on video:0", "sendonly", peerSDP(3, "recvonly", 0))
 	if err := outcome(t, done); err != nil {
 		t.Fatal(err)
 	}
 	h.ev.expect(t, "hold.success")
 
 	done = h.op(h.m.Unhold, p.call)
-	resume := h.sig.expect(t, gosip.INVITE)
-	if got := audioDir(t, resume.sdp(t)); got != "sendrecv" {
-		t.Errorf("resume audio %s", got)
-	}
-	resume.answer(200, "OK", peerSDP(4, "sendrecv", 0))
-	h.sig.expect(t, gosip.ACK)
+	reinviteStep(t, h, "resume", "audio:on video:0", "sendrecv", peerSDP(4, "sendrecv", 0))
 	if err := outcome(t, done); err != nil {
 		t.Fatal(err)
 	}
 	h.ev.expect(t, "unhold.success")
-	back := h.sig.expect(t, gosip.INVITE)
-	sdp = back.sdp(t)
-	if got := mlines(sdp); got != "audio:on video:on" {
-		t.Fatalf("video re-offer m-lines %s, want video back in its slot", got)
-	}
-	back.answer(200, "OK", peerVideo(5, "sendrecv"))
-	h.sig.expect(t, gosip.ACK)
+	reinviteStep(t, h, "video back", "audio:on video:on", "sendrecv", peerVideo(5, "sendrecv"))
 	h.ev.expect(t, "video.opened")
 	if _, _, info := h.state(p.call); info.Video == nil || info.State != StateLive {
 		t.Errorf("after resume: state %s video %v", info.State, info.Video)

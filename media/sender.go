@@ -130,15 +130,7 @@ func (s *sender) sendForwarded(to netip.AddrPort, in *rtp.Header, pt uint8, payl
 func (s *sender) resend(to netip.AddrPort, seq uint16, in *rtp.Header, pt uint8, payload []byte) {
 	h := s.hdr
 	h.SequenceNumber, h.Timestamp, h.Marker, h.PayloadType = seq, in.Timestamp+s.tsOffset, in.Marker, pt
-	n, err := h.MarshalTo(s.buf[:])
-	if err != nil || n+len(payload) > len(s.buf) {
-		return
-	}
-	n += copy(s.buf[n:], payload)
-	if _, err := s.conn.WriteToUDPAddrPort(s.buf[:n], to); err == nil {
-		s.packets++
-		s.bytes += uint64(len(payload))
-	}
+	s.send(&h, to, payload)
 }
 
 // sendEvent sends a telephone-event packet with its event's own timestamp.
@@ -157,7 +149,12 @@ func (s *sender) write(to netip.AddrPort, pt uint8, payload []byte, now time.Tim
 	s.started = true
 	s.lastSend = now
 	s.hdr.PayloadType = pt
-	n, err := s.hdr.MarshalTo(s.buf[:])
+	s.send(&s.hdr, to, payload)
+}
+
+// send writes one packet of header h and payload, counting what left.
+func (s *sender) send(h *rtp.Header, to netip.AddrPort, payload []byte) {
+	n, err := h.MarshalTo(s.buf[:])
 	if err != nil || n+len(payload) > len(s.buf) {
 		return
 	}
