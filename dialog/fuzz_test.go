@@ -87,12 +87,10 @@ func (h *harness) dispatch(t *testing.T, ep *sip.Endpoint, req *gosip.Request) {
 			}
 			return
 		case <-returned:
-			select {
-			case res := <-tx.res:
-				if res.StatusCode >= 200 {
+			for len(tx.res) > 0 { // the final response may wait behind a provisional one
+				if res := <-tx.res; res.StatusCode >= 200 {
 					return
 				}
-			default:
 			}
 			if req.IsAck() {
 				return
