@@ -155,14 +155,21 @@ func (f *fakeSig) expect(t *testing.T, m gosip.RequestMethod) *sent {
 	return s
 }
 
-// quiet asserts that nothing more was sent. Call after h.sync: whatever
-// the loop queued has reached the outbox by then; the outbox itself is
-// drained by the time a later request of the same call goes out.
-func (f *fakeSig) quiet(t *testing.T) {
-	t.Helper()
+// quiet asserts that the call has sent nothing more: its loop has run
+// what was posted to it, and its outbox what the loop queued.
+func (h *harness) quiet(c *Call) {
+	h.t.Helper()
+	h.sync(c)
+	sent := make(chan struct{})
+	c.outq.push(func() { close(sent) })
 	select {
-	case s := <-f.sent:
-		t.Fatalf("unexpected %s sent:\n%s", s.req.Method, s.req)
+	case <-sent:
+	case <-time.After(waitLimit):
+		h.t.Fatal("the call's outbox is stuck")
+	}
+	select {
+	case s := <-h.sig.sent:
+		h.t.Fatalf("unexpected %s sent:\n%s", s.req.Method, s.req)
 	default:
 	}
 }

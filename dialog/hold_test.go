@@ -272,6 +272,5 @@ func TestHoldRequestsTheStateRefuses(t *testing.T) {
 	if _, err := h.m.Hold(context.Background(), p.call.id); err != nil {
 		t.Fatalf("second hold: %v, want a no-op", err)
 	}
-	h.sync(p.call)
-	h.sig.quiet(t)
+	h.quiet(p.call)
 }

@@ -104,8 +104,7 @@ func TestReinviteFailureRules(t *testing.T) {
 					t.Errorf("SDP after the refusal differs from before (RFC 6337 §3.4):\n%s\nwas\n%s", got, before)
 				}
 			}
-			h.sync(p.call)
-			h.sig.quiet(t)
+			h.quiet(p.call)
 		})
 	}
 }
@@ -139,7 +138,7 @@ func TestGlareBackoff(t *testing.T) {
 				h.sync(p.call)
 				if tt.min > 0 {
 					h.advance(p.call, tt.min-time.Millisecond)
-					h.sig.quiet(t)
+					h.quiet(p.call)
 				}
 				h.advance(p.call, tt.max-tt.min+time.Millisecond)
 			}
@@ -185,8 +184,7 @@ func TestOfferExclusivity(t *testing.T) {
 			t.Fatalf("offerless re-INVITE got %d with %d bytes of SDP", res.StatusCode, len(res.Body()))
 		}
 		done := h.op(h.m.Hold, p.call)
-		h.sync(p.call)
-		h.sig.quiet(t) // RFC 3261 §14.1: not while the INVITE transaction is open
+		h.quiet(p.call) // RFC 3261 §14.1: not while the INVITE transaction is open
 		p.ack(req.CSeq().SeqNo, peerSDP(2, "sendrecv", -1))
 		inv := h.sig.expect(t, gosip.INVITE)
 		if got := audioDir(t, inv.sdp(t)); got != "sendonly" {
@@ -492,7 +490,7 @@ func TestUnacked2xxEndsCall(t *testing.T) {
 		t.Fatal(res.StatusCode)
 	}
 	h.advance(p.call, 64*h.sig.T1()-time.Millisecond)
-	h.sig.quiet(t)
+	h.quiet(p.call)
 	h.advance(p.call, time.Millisecond)
 	e, _ := h.ev.expect(t, "call.ended")
 	if e.Fields["reason"] != EndTimeout {

@@ -106,7 +106,7 @@ func (c *Call) timerHeadersForRequest() []gosip.Header {
 	if interval == 0 {
 		return nil
 	}
-	hdrs := []gosip.Header{gosip.NewHeader("Supported", "timer"), minSEHeader()}
+	hdrs := []gosip.Header{minSEHeader()} // Supported: timer goes with every INVITE
 	role := "uac"
 	if c.st.interval != 0 && !c.st.refresher {
 		role = "uas" // keep the peer as refresher

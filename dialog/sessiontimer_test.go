@@ -59,7 +59,7 @@ func TestSessionRefresh(t *testing.T) {
 			h := newHarness(t, func(c *Config) { c.SessionExpires = 90 * time.Second })
 			p := refresherCall(t, h, int(se/time.Second))
 			h.advance(p.call, se/2-time.Millisecond)
-			h.sig.quiet(t)
+			h.quiet(p.call)
 			h.advance(p.call, time.Millisecond)
 			refresh := h.sig.expect(t, gosip.INVITE)
 			if got := audioDir(t, refresh.sdp(t)); got != "sendrecv" {
@@ -93,7 +93,7 @@ func TestSessionRefresh(t *testing.T) {
 			}
 			if tt.retryIn > 0 {
 				h.advance(p.call, tt.retryIn-time.Millisecond)
-				h.sig.quiet(t)
+				h.quiet(p.call)
 				h.advance(p.call, time.Millisecond)
 			}
 			again := h.sig.expect(t, gosip.INVITE)
@@ -150,7 +150,7 @@ func TestSessionNotRefreshedByPeer(t *testing.T) {
 	}
 	p.ack(p.inviteReq.CSeq().SeqNo, "")
 	h.advance(p.call, 120*time.Second-32*time.Second-time.Millisecond)
-	h.sig.quiet(t)
+	h.quiet(p.call)
 	h.advance(p.call, time.Millisecond)
 	h.sig.expect(t, gosip.BYE)
 	// A refresh of the peer's in time would have re-armed it:
@@ -158,11 +158,13 @@ func TestSessionNotRefreshedByPeer(t *testing.T) {
 	p2, _ := h2.incoming(peerAudio, "Session-Expires: 120;refresher=uac\nSupported: timer")
 	p2.ack(p2.inviteReq.CSeq().SeqNo, "")
 	h2.advance(p2.call, 60*time.Second)
-	if res := p2.reoffer(t, peerSDP(2, "sendrecv", -1)); res.StatusCode != 200 {
+	refresh := p2.request("INVITE", "Session-Expires: 120;refresher=uac\nSupported: timer", peerSDP(2, "sendrecv", -1))
+	if res := p2.send(refresh).final(t); res.StatusCode != 200 {
 		t.Fatal(res.StatusCode)
 	}
+	p2.ack(refresh.CSeq().SeqNo, "")
 	h2.advance(p2.call, 80*time.Second)
-	h2.sig.quiet(t)
+	h2.quiet(p2.call)
 }
 
 // RFC 6337 §5.3: a refresh while uad holds repeats the hold.

@@ -120,8 +120,7 @@ func TestVideoMutualHoldNoVideoBack(t *testing.T) {
 	if err := outcome(t, done); err != nil {
 		t.Fatal(err)
 	}
-	h.sync(p.call)
-	h.sig.quiet(t)
+	h.quiet(p.call)
 }
 
 // The peer offers to add video: the user is asked; accept, reject, no
