@@ -31,10 +31,27 @@ const timeLayout = "2006-01-02T15:04:05.000Z07:00"
 var envelope = []string{"seq", "boot", "time", "type", "call"}
 
 // Record is one event as it is stored in the backlog and sent to clients.
+// Its JSON is rendered the first time a reader asks for it and then shared:
+// a daemon nobody watches renders no event at all.
 type Record struct {
-	Seq  uint64
-	Type string
-	JSON []byte // the whole event, one line; shared by every reader, never modified
+	Seq   uint64
+	Type  string
+	Event dialog.Event // as published; its Call snapshot is never modified
+	text  *rendering
+}
+
+type rendering struct {
+	once sync.Once
+	bus  *Bus
+	at   time.Time
+	json []byte
+}
+
+// JSON is the whole event, one line; shared by every reader, never modified.
+func (r Record) JSON() []byte {
+	t := r.text
+	t.once.Do(func() { t.json = t.bus.encode(r.Seq, t.at, encodeBody(r.Event)) })
+	return t.json
 }
 
 // Bus numbers the daemon's events and keeps the newest of them in a bounded
@@ -68,26 +85,25 @@ func (b *Bus) Boot() string { return b.boot }
 // Publish numbers ev and stores it in the backlog. It never blocks on readers
 // and is safe for concurrent use, so it can serve as a dialog.EventSink.
 func (b *Bus) Publish(ev dialog.Event) {
-	body := encodeBody(ev) // outside the lock: publishers only serialise on numbering
-
+	text := &rendering{bus: b, at: time.Now()}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	seq := b.next
 	b.next++
-	b.ring[seq%uint64(len(b.ring))] = Record{Seq: seq, Type: ev.Type, JSON: b.encode(seq, body)}
+	b.ring[seq%uint64(len(b.ring))] = Record{Seq: seq, Type: ev.Type, Event: ev, text: text}
 	close(b.notify)
 	b.notify = make(chan struct{})
 }
 
 // encode prefixes an event body from encodeBody with seq, boot and time.
-func (b *Bus) encode(seq uint64, body []byte) []byte {
+func (b *Bus) encode(seq uint64, at time.Time, body []byte) []byte {
 	out := make([]byte, 0, len(body)+80)
 	out = append(out, `{"seq":`...)
 	out = strconv.AppendUint(out, seq, 10)
 	out = append(out, `,"boot":"`...)
 	out = append(out, b.boot...)
 	out = append(out, `","time":"`...)
-	out = time.Now().UTC().AppendFormat(out, timeLayout)
+	out = at.UTC().AppendFormat(out, timeLayout)
 	out = append(out, '"')
 	return append(out, body...)
 }
@@ -181,8 +197,8 @@ func (s *Subscription) Read(buf []Record) ([]Record, <-chan struct{}) {
 	}
 	if s.lost != "" {
 		seq := oldest - 1
-		body := encodeBody(dialog.Event{Type: EventsLost, Fields: map[string]any{"reason": s.lost}})
-		buf = append(buf, Record{Seq: seq, Type: EventsLost, JSON: b.encode(seq, body)})
+		ev := dialog.Event{Type: EventsLost, Fields: map[string]any{"reason": s.lost}}
+		buf = append(buf, Record{Seq: seq, Type: EventsLost, Event: ev, text: &rendering{bus: b, at: time.Now()}})
 		s.last, s.lost = seq, ""
 	}
 	for ; s.last+1 < b.next; s.last++ {

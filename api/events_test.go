@@ -74,13 +74,13 @@ func TestEventJSON(t *testing.T) {
 		t.Fatalf("read %d events, want 2", len(recs))
 	}
 
-	first := string(recs[0].JSON)
+	first := string(recs[0].JSON())
 	wantPrefix := `{"seq":1,"boot":"` + b.Boot() + `","time":"`
 	if !strings.HasPrefix(first, wantPrefix) {
 		t.Errorf("event %s does not start with %s", first, wantPrefix)
 	}
 	var m map[string]any
-	if err := json.Unmarshal(recs[0].JSON, &m); err != nil {
+	if err := json.Unmarshal(recs[0].JSON(), &m); err != nil {
 		t.Fatal(err)
 	}
 	if m["type"] != "call.ended" || m["seq"] != 1.0 || m["reason"] != "remote" || m["sip_status"] != 200.0 {
@@ -100,9 +100,9 @@ func TestEventJSON(t *testing.T) {
 		t.Errorf("boot %q", b.Boot())
 	}
 
-	second := decode(t, recs[1].JSON)
-	if second.Seq != 2 || second.Call != nil || strings.Contains(string(recs[1].JSON), `"call"`) {
-		t.Errorf("event without a call: %s", recs[1].JSON)
+	second := decode(t, recs[1].JSON())
+	if second.Seq != 2 || second.Call != nil || strings.Contains(string(recs[1].JSON()), `"call"`) {
+		t.Errorf("event without a call: %s", recs[1].JSON())
 	}
 	if recs[1].Seq != 2 || recs[1].Type != "account.registered" {
 		t.Errorf("record %+v", recs[1])
@@ -133,12 +133,12 @@ func TestBusResume(t *testing.T) {
 			var got []uint64
 			for i, r := range recs {
 				got = append(got, r.Seq)
-				d := decode(t, r.JSON)
+				d := decode(t, r.JSON())
 				if d.Seq != r.Seq || d.Boot != b.Boot() {
-					t.Errorf("record %d: seq %d in %s", r.Seq, d.Seq, r.JSON)
+					t.Errorf("record %d: seq %d in %s", r.Seq, d.Seq, r.JSON())
 				}
 				if lost := i == 0 && tt.lostWhy != ""; lost != (r.Type == EventsLost) || lost && d.Reason != tt.lostWhy {
-					t.Errorf("record %d: %s", i, r.JSON)
+					t.Errorf("record %d: %s", i, r.JSON())
 				}
 			}
 			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
@@ -206,7 +206,7 @@ func TestConcurrentPublish(t *testing.T) {
 	}
 	wg.Wait()
 	for i, r := range got {
-		if r.Seq != uint64(i+1) || decode(t, r.JSON).Seq != r.Seq {
+		if r.Seq != uint64(i+1) || decode(t, r.JSON()).Seq != r.Seq {
 			t.Fatalf("record %d has seq %d", i, r.Seq)
 		}
 	}

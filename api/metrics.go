@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -195,15 +194,6 @@ func (m *Metrics) drain() <-chan struct{} {
 	return more
 }
 
-// eventFields are the members of an event that labels come from.
-type eventFields struct {
-	Call *struct {
-		Direction string `json:"direction"`
-	} `json:"call"`
-	Reason    string `json:"reason"`
-	SIPStatus int    `json:"sip_status"`
-}
-
 func (m *Metrics) count(rec Record) {
 	if rec.Type == EventsLost {
 		// Not an event of the daemon: this reader fell behind the backlog,
@@ -214,30 +204,28 @@ func (m *Metrics) count(rec Record) {
 	if strings.HasPrefix(rec.Type, "video.") {
 		m.videoEvents.WithLabelValues(rec.Type).Inc()
 	}
-	var ev eventFields
-	switch rec.Type {
-	case "call.ended", "hold.failed", "unhold.failed":
-		_ = json.Unmarshal(rec.JSON, &ev) // the Bus wrote it: it is valid
-	}
+	ev := rec.Event
+	reason, _ := ev.Fields["reason"].(string)
+	status, _ := ev.Fields["sip_status"].(int)
 	switch rec.Type {
 	case "call.ended":
 		dir := ""
 		if ev.Call != nil {
 			dir = ev.Call.Direction
 		}
-		m.calls.WithLabelValues(dir, ev.Reason).Inc()
-		if ev.SIPStatus != 0 {
-			m.callStatus.WithLabelValues(strconv.Itoa(ev.SIPStatus)).Inc()
+		m.calls.WithLabelValues(dir, reason).Inc()
+		if status != 0 {
+			m.callStatus.WithLabelValues(strconv.Itoa(status)).Inc()
 		}
 	case "hold.success":
 		m.holds.WithLabelValues("success").Inc()
 	case "hold.failed":
 		m.holds.WithLabelValues("failed").Inc()
-		status := "none"
-		if ev.SIPStatus != 0 {
-			status = strconv.Itoa(ev.SIPStatus)
+		label := "none"
+		if status != 0 {
+			label = strconv.Itoa(status)
 		}
-		m.holdFailures.WithLabelValues(status).Inc()
+		m.holdFailures.WithLabelValues(label).Inc()
 	case "unhold.success":
 		m.unholds.WithLabelValues("success").Inc()
 	case "unhold.failed":

@@ -111,6 +111,6 @@ func appendSSE(out []byte, rec Record) []byte {
 	out = append(out, "\nevent: "...)
 	out = append(out, rec.Type...)
 	out = append(out, "\ndata: "...)
-	out = append(out, rec.JSON...)
+	out = append(out, rec.JSON()...)
 	return append(out, "\n\n"...)
 }

@@ -292,26 +292,67 @@ func (c *Call) after(d time.Duration, f func()) clock.Timer {
 // Snapshot is the call as last published by its loop.
 func (c *Call) Snapshot() *CallInfo { return c.snap.Load() }
 
-// refresh publishes the loop's view for readers outside it.
-func (c *Call) refresh() {
+// refresh publishes the loop's view for readers outside it, after every
+// step of the loop. Its RTP counters are left out: Info reads them live.
+func (c *Call) refresh() { c.publish(false) }
+
+// publish stores a snapshot of the call, with the RTP counters as they are
+// now when stats is set (events, and the final snapshot, carry them).
+// Without them, an unchanged call keeps its snapshot: most steps of the
+// loop change nothing the API shows.
+func (c *Call) publish(stats bool) {
+	if c.dlg != nil && c.info.SIPCallID == "" {
+		c.info.SIPCallID = c.dlg.CallID
+		c.info.LocalURI = c.dlg.Local.String()
+		c.info.RemoteURI = c.dlg.Remote.String()
+	}
+	if l := c.live.Load(); l == nil || l.audio != c.audio || l.video != c.video {
+		c.live.Store(&liveStreams{audio: c.audio, video: c.video})
+	}
+	if prev := c.snap.Load(); !stats && prev != nil && sameInfo(&c.info, prev) {
+		return
+	}
 	info := c.info
 	if c.info.Video != nil {
 		v := *c.info.Video
-		v.Stats = streamStats(c.video)
+		if stats {
+			v.Stats = streamStats(c.video)
+		}
 		info.Video = &v
 	}
 	if c.info.Audio != nil {
 		a := *c.info.Audio
-		a.Stats = streamStats(c.audio)
+		if stats {
+			a.Stats = streamStats(c.audio)
+		}
 		info.Audio = &a
 	}
-	if c.dlg != nil {
-		info.SIPCallID = c.dlg.CallID
-		info.LocalURI = c.dlg.Local.String()
-		info.RemoteURI = c.dlg.Remote.String()
-	}
 	c.snap.Store(&info)
-	c.live.Store(&liveStreams{audio: c.audio, video: c.video})
+}
+
+// sameInfo reports whether snapshot b shows what a holds, RTP counters aside.
+func sameInfo(a, b *CallInfo) bool {
+	x, y := *a, *b
+	x.Audio, x.Video, x.Pending, x.ConnectedAt, x.EndedAt = nil, nil, nil, nil, nil
+	y.Audio, y.Video, y.Pending, y.ConnectedAt, y.EndedAt = nil, nil, nil, nil, nil
+	return x == y && sameStream(a.Audio, b.Audio) && sameStream(a.Video, b.Video) &&
+		samePtr(a.Pending, b.Pending) && samePtr(a.ConnectedAt, b.ConnectedAt) && samePtr(a.EndedAt, b.EndedAt)
+}
+
+func sameStream(a, b *StreamInfo) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	x, y := *a, *b
+	x.Stats, y.Stats = nil, nil
+	return x == y
+}
+
+func samePtr[T comparable](a, b *T) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }
 
 // liveStreams are the streams behind the last snapshot, whose counters
@@ -339,7 +380,7 @@ func (c *Call) Info() CallInfo {
 }
 
 func (c *Call) emit(typ string, fields map[string]any) {
-	c.refresh()
+	c.publish(true)
 	c.m.emit(Event{Type: typ, Call: c.Snapshot(), Fields: fields})
 }
 
@@ -383,7 +424,7 @@ func (c *Call) end(reason string, status int) {
 	if status != 0 {
 		fields["sip_status"] = status
 	}
-	c.refresh() // stats before the sockets close
+	c.publish(true) // stats before the sockets close
 	c.bridgeLegEnded()
 	c.closeMedia()
 	c.emit("call.ended", fields)

@@ -142,9 +142,11 @@ type Manager struct {
 	clock clock.Clock
 	emit  EventSink
 
-	mu    sync.Mutex
-	calls map[string]*Call     // calls up
-	past  map[string]*CallInfo // calls ended in the last EndedRetention
+	mu      sync.Mutex
+	calls   map[string]*Call     // calls up
+	past    map[string]*CallInfo // calls ended in the last EndedRetention
+	expiry  []retained           // when each past call goes, oldest first
+	sweeper clock.Timer          // armed while expiry is not empty
 
 	observer atomic.Pointer[Observer]
 
@@ -206,14 +208,37 @@ func (m *Manager) ended(c *Call) {
 	m.active.Add(-1)
 	id, final := c.id, c.Snapshot()
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	delete(m.calls, id)
 	m.past[id] = final
-	m.mu.Unlock()
-	m.clock.AfterFunc(m.config().EndedRetention, func() { // holds the id, not the call
-		m.mu.Lock()
-		delete(m.past, id)
-		m.mu.Unlock()
-	})
+	m.expiry = append(m.expiry, retained{id: id, until: m.clock.Now().Add(m.config().EndedRetention)})
+	if m.sweeper == nil {
+		m.sweeper = m.clock.AfterFunc(m.config().EndedRetention, m.sweep)
+	}
+}
+
+// retained is an ended call listed until a time.
+type retained struct {
+	id    string
+	until time.Time
+}
+
+// sweep forgets the ended calls whose time is up. One timer serves them
+// all, oldest first: at thousands of calls a second, a timer each costs.
+func (m *Manager) sweep() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.clock.Now()
+	n := 0
+	for n < len(m.expiry) && !m.expiry[n].until.After(now) {
+		delete(m.past, m.expiry[n].id)
+		n++
+	}
+	m.expiry = append(m.expiry[:0], m.expiry[n:]...)
+	m.sweeper = nil
+	if len(m.expiry) > 0 {
+		m.sweeper = m.clock.AfterFunc(max(m.expiry[0].until.Sub(now), time.Second), m.sweep)
+	}
 }
 
 // discard forgets a call that never started (its loop never ran).
@@ -340,7 +365,7 @@ func (m *Manager) Place(ctx context.Context, req PlaceRequest) (CallInfo, error)
 	c.log = c.log.With().Str("sip_call_id", c.dlg.CallID).Logger()
 	c.start()
 	var info CallInfo
-	if !c.run(ctx, func() { c.sendInvite(); info = *c.Snapshot() }) {
+	if !c.run(ctx, func() { c.sendInvite(); c.refresh(); info = c.Info() }) {
 		return CallInfo{}, ErrShuttingDown
 	}
 	return info, nil
@@ -471,19 +496,19 @@ func (m *Manager) operate(ctx context.Context, id string, start func(*Call) (<-c
 		if ctx.Err() != nil {
 			return CallInfo{}, ctx.Err()
 		}
-		return *c.Snapshot(), errEnded
+		return c.Info(), errEnded
 	}
 	if serr != nil {
-		return *c.Snapshot(), serr
+		return c.Info(), serr
 	}
 	select {
 	case err = <-done:
 	case <-ctx.Done():
-		return *c.Snapshot(), ctx.Err()
+		return c.Info(), ctx.Err()
 	}
 	// The loop publishes after the message that finished the operation.
 	c.run(ctx, func() {})
-	return *c.Snapshot(), err
+	return c.Info(), err
 }
 
 // RemoveVideo turns the call's video off (a re-INVITE with the video m-line
@@ -525,10 +550,9 @@ func (m *Manager) command(ctx context.Context, id string, f func(*Call) error) (
 			return CallInfo{}, ctx.Err()
 		}
 		// The loop has ended: the call is over.
-		snap := *c.Snapshot()
-		return snap, nil
+		return c.Info(), nil
 	}
-	return *c.Snapshot(), ferr
+	return c.Info(), ferr
 }
 
 // Shutdown hangs up every call with BYE (reason shutdown) and waits, until

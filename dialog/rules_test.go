@@ -515,3 +515,28 @@ func sdpContent(c *Call) string {
 	<-done
 	return strings.Join(lines, "\n")
 }
+
+// An ended call stays listed for EndedRetention, then goes.
+func TestEndedCallRetention(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.EndedRetention = 60 * time.Second })
+	p1 := h.liveIncoming(peerAudio)
+	p1.send(p1.request("BYE", "", "")).final(t)
+	h.advance(p1.call, 30*time.Second)
+	p2 := h.liveIncoming(peerAudio)
+	p2.send(p2.request("BYE", "", "")).final(t)
+	h.sync(p2.call)
+	if n := len(h.m.List()); n != 2 {
+		t.Fatalf("%d calls listed, want both ended ones", n)
+	}
+	h.clock.Advance(30 * time.Second)
+	if l := h.m.List(); len(l) != 1 || l[0].ID != p2.call.id {
+		t.Fatalf("after 60 s: %d listed, want the second call only", len(l))
+	}
+	if _, err := h.m.Get(p1.call.id); !errors.Is(err, ErrCallNotFound) {
+		t.Errorf("Get of the first call: %v, want not found", err)
+	}
+	h.clock.Advance(31 * time.Second)
+	if n := len(h.m.List()); n != 0 {
+		t.Fatalf("%d calls listed after their retention", n)
+	}
+}

@@ -264,3 +264,27 @@ func FuzzParseRemote(f *testing.F) {
 		}
 	})
 }
+
+// Marshal writes the version into the o= line of one rendering: the bytes
+// equal a rendering at that version, and the version rises only on change.
+func TestMarshalVersion(t *testing.T) {
+	l := NewLocalSession(4711, netip.MustParseAddr("192.0.2.1"))
+	l.Streams = []LocalStream{{Kind: "audio", Proto: "RTP/AVP", Port: 4000, Formats: AudioFormats([]Law{PCMU}, true), Direction: SendRecv}}
+	for i, change := range []bool{false, false, true, false, true} {
+		if change {
+			l.Streams[0].Direction = map[Direction]Direction{SendRecv: SendOnly, SendOnly: SendRecv}[l.Streams[0].Direction]
+		}
+		before := l.Version
+		got := l.Marshal()
+		want := before
+		if change {
+			want++
+		}
+		if l.Version != want {
+			t.Fatalf("step %d: version %d, want %d", i, l.Version, want)
+		}
+		if exp := l.render(l.Version); !bytes.Equal(got, exp) {
+			t.Fatalf("step %d: Marshal wrote\n%s\nwant\n%s", i, got, exp)
+		}
+	}
+}

@@ -79,14 +79,25 @@ func (l *LocalSession) Active(kind string) (*LocalStream, int) {
 }
 
 // Marshal renders the SDP to send, bumping the version when it differs from
-// the previous one sent.
+// the previous one sent. It renders once, with version 0, and writes the
+// version into the o= line of a copy.
 func (l *LocalSession) Marshal() []byte {
 	content := l.render(0)
 	if l.sent != nil && !bytes.Equal(content, l.sent) {
 		l.Version++
 	}
 	l.sent = content
-	return l.render(l.Version)
+	zero := strconv.AppendUint([]byte("o=- "), l.SessionID, 10)
+	zero = append(zero, " 0 "...)
+	i := bytes.Index(content, zero)
+	if i < 0 { // cannot happen: render writes this o= line
+		return l.render(l.Version)
+	}
+	head := len(zero) - 2 // up to the version
+	out := make([]byte, 0, len(content)+20)
+	out = append(out, content[:i+head]...)
+	out = strconv.AppendUint(out, l.Version, 10)
+	return append(out, content[i+head+1:]...)
 }
 
 func (l *LocalSession) render(version uint64) []byte {

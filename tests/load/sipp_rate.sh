@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Call-rate benchmark: runs uad (echo mode) and drives it with sipp at
-# increasing rates, printing per rate the calls made, failed calls, SIP
-# retransmissions, uad's CPU and peak resident memory.
+# increasing rates, printing per rate the calls made, the rate sipp achieved,
+# failed calls, SIP retransmissions, uad's CPU and peak resident memory, and
+# whether the run was clean: no failed call, no retransmission, and at least
+# 95% of the target rate achieved (a throttled run is no pass).
 #
 #   tests/load/sipp_rate.sh [basic|hold] [RATE ...]
 #
@@ -35,7 +37,7 @@ for _ in $(seq 50); do curl -sf 127.0.0.1:28089/v1/health >/dev/null && break; s
 ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$uad_pid/stat"; }
 
-printf '%-6s %-8s %-7s %-8s %-8s %-10s %s\n' rate calls failed retrans "cpu%" "peak_rss" "rtd(ms) p50/p99"
+printf '%-6s %-8s %-9s %-7s %-8s %-6s %-8s %-10s %s\n' rate calls achieved failed retrans clean "cpu%" "peak_rss" "rtd(ms) p50/p99"
 for rate in $rates; do
   calls=$((rate * seconds))
   stat="$work/stat-$rate.csv"
@@ -50,13 +52,19 @@ for rate in $rates; do
   after=$(cpu_ticks); end=$(date +%s.%N)
   cpu=$(echo "($after - $before) / $ticks / ($end - $start) * 100" | bc -l)
   rss=$(awk '/VmHWM/ {print $2 " kB"}' "/proc/$uad_pid/status")
-  read -r made failed retrans < <(python3 - "$stat" <<'PY'
+  read -r made achieved failed retrans < <(python3 - "$stat" <<'PY'
 import csv, sys
 rows = list(csv.reader(open(sys.argv[1]), delimiter=';'))
 h, r = rows[0], rows[-1]
-print(r[h.index('TotalCallCreated')], r[h.index('FailedCall(C)')], r[h.index('Retransmissions(C)')])
+# The rate sipp achieved: its cumulative call rate at the last periodic
+# dump (the final row, written at exit, counts the idle tail too).
+periodic = [x for x in rows[1:] if float(x[h.index('CallRate(P)')] or 0) > 0] or rows[1:]
+achieved = float(periodic[-1][h.index('CallRate(C)')] or 0)
+print(r[h.index('TotalCallCreated')], f"{achieved:.0f}", r[h.index('FailedCall(C)')], r[h.index('Retransmissions(C)')])
 PY
 )
+  clean=no
+  if [ "$failed" = 0 ] && [ "$retrans" = 0 ] && [ "$(echo "$achieved >= 0.95 * $rate" | bc -l)" = 1 ]; then clean=yes; fi
   lat="-"
   if [ "$kind" = hold ] && ls "$work"/*rtt* >/dev/null 2>&1; then
     lat=$(python3 - "$work" <<'PY'
@@ -74,6 +82,6 @@ PY
 )
     rm -f "$work"/*rtt*
   fi
-  printf '%-6s %-8s %-7s %-8s %-8.0f %-10s %s\n' "$rate" "$made" "$failed" "$retrans" "$cpu" "$rss" "$lat"
+  printf '%-6s %-8s %-9s %-7s %-8s %-6s %-8.0f %-10s %s\n' "$rate" "$made" "$achieved" "$failed" "$retrans" "$clean" "$cpu" "$rss" "$lat"
   sleep 2
 done
