@@ -51,13 +51,15 @@ func DTMFDigit(code byte) (string, bool) {
 
 // dtmfSender plays queued digits, one event at a time.
 type dtmfSender struct {
-	queue    []byte // event codes still to play
-	frames   int    // frames per event
+	// busy reads these for every packet received.
+	active bool
+	gap    int    // pause frames left after an event
+	queue  []byte // event codes still to play
+
+	frames   int // frames per event
 	code     byte
-	active   bool
 	sent     int // frames of the current event sent
 	ends     int // end packets sent
-	gap      int // pause frames left after an event
 	ts       uint32
 	duration uint16
 	payload  [4]byte
@@ -93,9 +95,11 @@ func (s *Stream) SendDTMF(digits string, duration time.Duration) error {
 	return nil
 }
 
-// tickDTMF sends the next telephone-event packet; false when no digit is
-// playing (the normal source then sends).
-func (s *Stream) tickDTMF(now time.Time) bool {
+// tickDTMF sends the next telephone-event packet, due at the deadline at,
+// frames frame periods after the stream's previous tick; false when no
+// digit is playing (the normal source then sends). Frames the pacer
+// skipped count toward the event's duration and the pause after it.
+func (s *Stream) tickDTMF(at time.Time, frames int) bool {
 	d := &s.dtmf
 	if !d.busy() {
 		return false
@@ -105,21 +109,22 @@ func (s *Stream) tickDTMF(now time.Time) bool {
 		return false
 	}
 	if d.gap > 0 && !d.active {
-		d.gap--
+		d.gap = max(d.gap-frames, 0)
 		if d.gap == 0 {
 			s.toPeer.sourceChanged()
 		}
 		return true
 	}
+	marker := !d.active
 	if !d.active {
 		d.code, d.queue = d.queue[0], d.queue[1:]
 		d.active, d.sent, d.ends = true, 0, 0
-		d.ts = s.toPeer.clockTS(now)
+		d.ts = s.toPeer.clockTS(at)
+		frames = 1 // the event starts now
 	}
-	marker := d.sent == 0
 	end := d.sent >= d.frames
 	if !end {
-		d.sent++
+		d.sent = min(d.sent+frames, d.frames)
 	} else {
 		d.ends++
 	}
@@ -130,7 +135,7 @@ func (s *Stream) tickDTMF(now time.Time) bool {
 		d.payload[1] |= 0x80
 	}
 	binary.BigEndian.PutUint16(d.payload[2:], d.duration)
-	s.toPeer.sendEvent(s.cfg.Params.Remote, uint8(s.cfg.Params.SendDTMF), d.payload[:], d.ts, marker, now)
+	s.toPeer.sendEvent(s.cfg.Params.Remote, uint8(s.cfg.Params.SendDTMF), d.payload[:], d.ts, marker, at)
 	if end && d.ends >= dtmfEndCount {
 		d.active = false
 		d.gap = dtmfGap

@@ -20,8 +20,8 @@ type EngineConfig struct {
 	Tone     string // tone spec or .wav path of media mode "tone"
 }
 
-// Engine owns the RTP port pool, the shared 20 ms scheduler of generated
-// streams and the precomputed tone clips.
+// Engine owns the RTP port pool, the pacers of generated streams and the
+// precomputed tone clips.
 type Engine struct {
 	log        zerolog.Logger
 	bind       netip.Addr
@@ -32,6 +32,7 @@ type Engine struct {
 	reportList []*Stream            // reused snapshot of streams
 	quit       chan struct{}
 	cname      string        // RTCP CNAME of every stream (rtcp.go)
+	start      time.Time     // for now
 	stray      atomic.Uint64 // RTP dropped for coming from elsewhere, every stream ever
 
 	clipMu sync.Mutex
@@ -45,8 +46,14 @@ type clipKey struct {
 	law  Law
 }
 
-// NewEngine validates the tone specs and starts the scheduler.
+// NewEngine validates the tone specs and starts the pacers.
 func NewEngine(log zerolog.Logger, cfg EngineConfig) (*Engine, error) {
+	return newEngine(log, cfg, newScheduler(0, time.Now(), true))
+}
+
+// newEngine makes an engine whose generated streams sched paces (tests
+// pass pacers they drive by hand).
+func newEngine(log zerolog.Logger, cfg EngineConfig, sched *scheduler) (*Engine, error) {
 	e := &Engine{
 		log:   log,
 		bind:  cfg.Bind,
@@ -55,22 +62,29 @@ func NewEngine(log zerolog.Logger, cfg EngineConfig) (*Engine, error) {
 		tone:  cfg.Tone,
 		clips: map[clipKey]*Clip{},
 		cname: newCNAME(),
+		start: time.Now(),
 	}
 	for _, spec := range []string{cfg.HoldTone, cfg.Tone} {
 		for _, law := range []Law{PCMU, PCMA} {
 			c, err := LoadClip(spec, law)
 			if err != nil {
+				sched.stop()
 				return nil, fmt.Errorf("media: %q: %w", spec, err)
 			}
 			e.clips[clipKey{spec, law}] = c
 		}
 	}
-	e.sched = newScheduler()
+	e.sched = sched
 	e.streams = map[*Stream]struct{}{}
 	e.quit = make(chan struct{})
 	go e.reporter(e.quit)
 	return e, nil
 }
+
+// now reads the clock for a packet: the monotonic clock alone, on the
+// engine's start (time.Now reads the wall clock too, which a packet does
+// not need).
+func (e *Engine) now() time.Time { return e.start.Add(time.Since(e.start)) }
 
 // clip returns the precomputed clip of a spec in one law.
 func (e *Engine) clip(spec string, law Law) *Clip {
@@ -113,10 +127,14 @@ func (e *Engine) SetTones(hold, tone string) error {
 // because they came from an address other than the peer's.
 func (e *Engine) StrayPackets() uint64 { return e.stray.Load() }
 
+// SkippedFrames is how many generated frames the pacers skipped, every
+// stream ever, because they ran a frame period or more late.
+func (e *Engine) SkippedFrames() uint64 { return e.sched.skipped.Load() }
+
 // FreePairs reports how many RTP port pairs are free.
 func (e *Engine) FreePairs() int { return e.ports.available() }
 
-// Close stops the scheduler. Streams must be closed by their owners first.
+// Close stops the pacers. Streams must be closed by their owners first.
 func (e *Engine) Close() {
 	close(e.quit)
 	e.sched.stop()
@@ -186,84 +204,4 @@ func (e *Engine) openPair() (int, *net.UDPConn, *net.UDPConn, error) {
 		return port, a, b, nil
 	}
 	return 0, nil, nil, ErrNoPorts
-}
-
-// scheduler paces every generated stream from one goroutine on monotonic
-// 20 ms deadlines, so thousands of tone streams need no timer each and
-// never drift.
-type scheduler struct {
-	mu      sync.Mutex
-	streams map[*Stream]struct{}
-	list    []*Stream // reused snapshot for one tick
-	quit    chan struct{}
-	wg      sync.WaitGroup
-}
-
-func newScheduler() *scheduler {
-	s := &scheduler{streams: map[*Stream]struct{}{}, quit: make(chan struct{})}
-	s.wg.Add(1)
-	go s.run()
-	return s
-}
-
-func (s *scheduler) add(st *Stream) {
-	s.mu.Lock()
-	s.streams[st] = struct{}{}
-	s.mu.Unlock()
-}
-
-func (s *scheduler) remove(st *Stream) {
-	s.mu.Lock()
-	delete(s.streams, st)
-	s.mu.Unlock()
-}
-
-func (s *scheduler) stop() {
-	close(s.quit)
-	s.wg.Wait()
-}
-
-// tick runs one stream's tick; a panic there takes that stream off the
-// scheduler, and the others go on.
-func (s *scheduler) tick(st *Stream, now time.Time) {
-	defer func() {
-		if r := recover(); r != nil {
-			s.remove(st)
-			st.fault("tick", r)
-		}
-	}()
-	st.tick(now)
-}
-
-func (s *scheduler) run() {
-	defer s.wg.Done()
-	const period = 20 * time.Millisecond
-	start := time.Now()
-	timer := time.NewTimer(period)
-	defer timer.Stop()
-	for n := int64(1); ; n++ {
-		select {
-		case <-s.quit:
-			return
-		case <-timer.C:
-		}
-		now := time.Now()
-		s.mu.Lock()
-		s.list = s.list[:0]
-		for st := range s.streams {
-			s.list = append(s.list, st)
-		}
-		s.mu.Unlock()
-		for _, st := range s.list {
-			s.tick(st, now)
-		}
-		// Next deadline from the start time, not from now: no drift.
-		next := start.Add(time.Duration(n+1) * period)
-		if late := time.Since(next); late > period {
-			// Fell far behind (machine stalled): skip missed ticks rather than burst.
-			n += int64(late / period)
-			next = start.Add(time.Duration(n+1) * period)
-		}
-		timer.Reset(time.Until(next))
-	}
 }

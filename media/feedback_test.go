@@ -322,7 +322,7 @@ func feedbackRig(t testing.TB) (s *Stream, nack []byte, from netip.AddrPort) {
 	s.mu.Lock()
 	for i := 0; i < 200; i++ {
 		hdr := rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: uint16(40000 + i), Timestamp: uint32(i/4) * 3000, SSRC: 7}
-		s.forward(s.toPeer, s.cfg.Video.Remote, &hdr, payload, conv[:], time.Now())
+		s.forward(s.toPeer, s.cfg.Video.Remote, &hdr, payload, 0, conv[:], time.Now())
 	}
 	last := s.toPeer.hdr.SequenceNumber
 	s.mu.Unlock()
@@ -389,7 +389,7 @@ func BenchmarkForwardVideo(b *testing.B) {
 		if i%4 == 0 {
 			hdr.Timestamp += 3000
 		}
-		s.forward(s.toPeer, s.cfg.Video.Remote, &hdr, payload, conv, time.Now())
+		s.forward(s.toPeer, s.cfg.Video.Remote, &hdr, payload, 0, conv, time.Now())
 	}
 }
 

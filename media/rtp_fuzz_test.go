@@ -74,9 +74,9 @@ func (r *fuzzRig) forwardAll(hdr *rtp.Header, payload []byte) {
 	for _, s := range r.direct {
 		s.mu.Lock() // as readPeer holds it
 		in := *hdr  // forward may not keep or change the caller's header
-		s.forward(s.toPeer, s.cfg.remote(s.video), &in, payload, conv[:], now)
+		s.forward(s.toPeer, s.cfg.remote(s.video), &in, payload, 0, conv[:], now)
 		if s.toRelay != nil {
-			s.forward(s.toRelay, s.cfg.Relay, &in, payload, conv[:], now)
+			s.forward(s.toRelay, s.cfg.Relay, &in, payload, 0, conv[:], now)
 		}
 		s.mu.Unlock()
 	}

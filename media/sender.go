@@ -15,6 +15,7 @@ const (
 	frameSamples = 160   // 20 ms at 8 kHz
 	frameBytes   = 160   // one G.711 frame
 	maxPacket    = 1500
+	rtpHeaderLen = 12 // the header a sender writes: no CSRC, no extension
 )
 
 // sender writes one outgoing RTP stream. It alone owns the SSRC, sequence
@@ -25,7 +26,6 @@ type sender struct {
 	conn *net.UDPConn
 	rate uint32 // RTP clock rate of the stream
 	hdr  rtp.Header
-	buf  [maxPacket]byte
 
 	started  bool
 	lastSend time.Time // monotonic
@@ -44,6 +44,10 @@ type sender struct {
 	fir  firState
 
 	packets, bytes uint64
+
+	// buf assembles a packet whose payload has no room for the header
+	// before it; last, so that the state every packet uses stays together.
+	buf [maxPacket]byte
 }
 
 func newSender(conn *net.UDPConn, rate uint32) *sender {
@@ -58,13 +62,13 @@ func newSender(conn *net.UDPConn, rate uint32) *sender {
 // sourceChanged makes the next packet carry the marker bit and re-base timing.
 func (s *sender) sourceChanged() { s.resync = true }
 
-// advanceTo moves the timestamp for a packet sent now: a whole frame after a
-// generated frame, or by the real time elapsed after a gap.
+// clockTS is the timestamp of a packet sent at now that starts anew (a new
+// source, an event): the last one's moved on by the real time elapsed.
 func (s *sender) clockTS(now time.Time) uint32 {
 	if !s.started {
 		return s.hdr.Timestamp
 	}
-	elapsed := now.Sub(s.lastSend)
+	elapsed := max(now.Sub(s.lastSend), 0)
 	samples := uint32(elapsed * time.Duration(s.rate) / time.Second)
 	if samples == 0 {
 		samples = 1
@@ -72,19 +76,23 @@ func (s *sender) clockTS(now time.Time) uint32 {
 	return s.hdr.Timestamp + samples
 }
 
-// sendGenerated sends one generated frame, paced by the scheduler: each
-// packet is exactly one frame after the previous one of the same source.
-func (s *sender) sendGenerated(to netip.AddrPort, pt uint8, payload []byte, now time.Time) {
+// sendGenerated sends the generated frame due at the deadline at, frames
+// frame periods after the previous one of the same source (more than one
+// when the pacer skipped frames): the timestamp follows the frames that
+// elapsed, so it keeps to real time, while the sequence number goes on by
+// one.
+// The payload is pkt[off:], with room for the header before it.
+func (s *sender) sendGenerated(to netip.AddrPort, pt uint8, pkt []byte, off int, at time.Time, frames int) {
 	if s.resync || !s.started {
-		s.hdr.Timestamp = s.clockTS(now)
+		s.hdr.Timestamp = s.clockTS(at)
 		s.hdr.Marker = true
 		s.resync = false
 	} else {
-		s.hdr.Timestamp += frameSamples
+		s.hdr.Timestamp += uint32(frames) * frameSamples
 		s.hdr.Marker = false
 	}
 	s.forwarding = false
-	s.write(to, pt, payload, now)
+	s.write(to, pt, pkt, off, at)
 	s.sent.forget(s.hdr.SequenceNumber)
 }
 
@@ -93,12 +101,14 @@ func (s *sender) sendGenerated(to netip.AddrPort, pt uint8, payload []byte, now 
 // jump of more than 10 s either way re-bases; a reordered packet keeps its
 // relative timestamp and its own marker bit. A packet forwarded before (the
 // source retransmitting it after a NACK, or a duplicate) goes out again
-// under the sequence number it had, so the receiver can use it.
-func (s *sender) sendForwarded(to netip.AddrPort, in *rtp.Header, pt uint8, payload []byte, now time.Time) {
+// under the sequence number it had, so the receiver can use it. The
+// payload is pkt[off:]; pkt[:off] is free (the received header): the
+// header goes there (see send).
+func (s *sender) sendForwarded(to netip.AddrPort, in *rtp.Header, pt uint8, pkt []byte, off int, now time.Time) {
 	cont := s.forwarding && !s.resync && s.started && in.SSRC == s.inSSRC
 	if cont && int16(in.SequenceNumber-s.lastSeqIn) <= 0 {
 		if seq, ok := s.sent.written(in.SSRC, in.SequenceNumber, s.hdr.SequenceNumber, s.lastSeqIn); ok {
-			s.resend(to, seq, in, pt, payload)
+			s.resend(to, seq, in, pt, pkt, off)
 			return
 		}
 	}
@@ -121,45 +131,62 @@ func (s *sender) sendForwarded(to netip.AddrPort, in *rtp.Header, pt uint8, payl
 		}
 	}
 	s.hdr.Timestamp = in.Timestamp + s.tsOffset
-	s.write(to, pt, payload, now)
+	s.write(to, pt, pkt, off, now)
 	s.sent.put(s.hdr.SequenceNumber, in.SequenceNumber, in.SSRC)
 }
 
 // resend writes a forwarded packet again under the sequence number it was
 // first sent with, leaving the stream's own numbering alone.
-func (s *sender) resend(to netip.AddrPort, seq uint16, in *rtp.Header, pt uint8, payload []byte) {
+func (s *sender) resend(to netip.AddrPort, seq uint16, in *rtp.Header, pt uint8, pkt []byte, off int) {
 	h := s.hdr
 	h.SequenceNumber, h.Timestamp, h.Marker, h.PayloadType = seq, in.Timestamp+s.tsOffset, in.Marker, pt
-	s.send(&h, to, payload)
+	s.send(&h, to, pkt, off)
 }
 
-// sendEvent sends a telephone-event packet with its event's own timestamp.
-func (s *sender) sendEvent(to netip.AddrPort, pt uint8, payload []byte, ts uint32, marker bool, now time.Time) {
+// sendEvent sends a telephone-event packet, due at the deadline at, with
+// its event's own timestamp.
+func (s *sender) sendEvent(to netip.AddrPort, pt uint8, payload []byte, ts uint32, marker bool, at time.Time) {
 	s.hdr.Timestamp = ts
 	s.hdr.Marker = marker
 	s.forwarding = false
-	s.write(to, pt, payload, now)
+	s.write(to, pt, payload, 0, at)
 	s.sent.forget(s.hdr.SequenceNumber)
 }
 
-func (s *sender) write(to netip.AddrPort, pt uint8, payload []byte, now time.Time) {
+// write sends the next packet, of payload pkt[off:]; now is its send time
+// (for a paced packet, its deadline), from which clockTS counts.
+func (s *sender) write(to netip.AddrPort, pt uint8, pkt []byte, off int, now time.Time) {
 	if s.started {
 		s.hdr.SequenceNumber++
 	}
 	s.started = true
 	s.lastSend = now
 	s.hdr.PayloadType = pt
-	s.send(&s.hdr, to, payload)
+	s.send(&s.hdr, to, pkt, off)
 }
 
-// send writes one packet of header h and payload, counting what left.
-func (s *sender) send(h *rtp.Header, to netip.AddrPort, payload []byte) {
-	n, err := h.MarshalTo(s.buf[:])
-	if err != nil || n+len(payload) > len(s.buf) {
-		return
+// send writes one packet of header h and payload pkt[off:], counting what
+// left. When pkt[:off] has room for the header, it goes there and the
+// packet leaves from pkt: a forwarded payload is not copied, and the
+// packet touches memory the receive just brought into the cache rather
+// than the sender's own buffer.
+func (s *sender) send(h *rtp.Header, to netip.AddrPort, pkt []byte, off int) {
+	payload := pkt[off:]
+	var out []byte
+	if hl := h.MarshalSize(); hl <= off {
+		if _, err := h.MarshalTo(pkt[off-hl : off]); err != nil {
+			return
+		}
+		out = pkt[off-hl:]
+	} else {
+		n, err := h.MarshalTo(s.buf[:])
+		if err != nil || n+len(payload) > len(s.buf) {
+			return
+		}
+		n += copy(s.buf[n:], payload)
+		out = s.buf[:n]
 	}
-	n += copy(s.buf[n:], payload)
-	if _, err := s.conn.WriteToUDPAddrPort(s.buf[:n], to); err == nil {
+	if _, err := s.conn.WriteToUDPAddrPort(out, to); err == nil {
 		s.packets++
 		s.bytes += uint64(len(payload))
 	}

@@ -6,20 +6,22 @@ import "time"
 // sequence numbers for loss (A.3) and interarrival jitter (A.8). The
 // owning stream's mutex guards it.
 type recvStats struct {
+	// What every packet updates first (one cache line).
 	rate     uint32
 	started  bool
-	ssrc     uint32
-	baseSeq  uint32
 	maxSeq   uint16
+	ssrc     uint32
 	cycles   uint32
+	transit  uint32 // arrival - timestamp, modulo 2^32 (RFC 3550 A.8)
 	received uint64
+	jitter   float64 // in timestamp units
+	epoch    time.Time
+
+	baseSeq  uint32
 	lostPrev int64 // loss counted for earlier sources of the stream
 	// What the last RTCP report covered, for its fraction lost.
 	lastExpected int64
 	lastReceived uint64
-	transit      uint32  // arrival - timestamp, modulo 2^32 (RFC 3550 A.8)
-	jitter       float64 // in timestamp units
-	epoch        time.Time
 }
 
 // maxDropout is how far ahead a sequence number may jump and still count

@@ -27,22 +27,23 @@ const (
 // dialog layer after every completed offer/answer. The stream derives its
 // source from it.
 type StreamConfig struct {
+	// (The fields every packet reads come first.)
 	Mode      Mode
-	Params    AudioParams    // audio streams
-	Video     VideoParams    // video streams
-	Send      bool           // the agreed direction lets uad send
-	Accept    bool           // uad takes what the peer sends
-	LocalHold bool           // uad holds the call: send the hold tone, drop input
-	Relay     netip.AddrPort // local endpoint in relay mode
+	Send      bool // the agreed direction lets uad send
+	Accept    bool // uad takes what the peer sends
+	LocalHold bool // uad holds the call: send the hold tone, drop input
+	// RTP is taken only from the address the peer's SDP gave ("RTP bleed"
+	// is dropped); Latching instead follows the first source heard (a peer
+	// behind NAT) and then holds to it.
+	Latching bool
+	Params   AudioParams    // audio streams
+	Relay    netip.AddrPort // local endpoint in relay mode
 	// Bridged sends what the partner stream's peer says (Bridge); while the
 	// partner's call is held, PartnerHold plays SourceHoldTone or
 	// SourceSilence instead.
 	Bridged     bool
 	PartnerHold Source
-	// RTP is taken only from the address the peer's SDP gave ("RTP bleed"
-	// is dropped); Latching instead follows the first source heard (a peer
-	// behind NAT) and then holds to it.
-	Latching bool
+	Video       VideoParams // video streams
 }
 
 // Source is what currently feeds the sender.
@@ -109,10 +110,27 @@ type Stats struct {
 // Stream is one RTP stream of a call: its socket pair, the sender toward the
 // peer, and in relay mode a second socket pair facing the local endpoint.
 type Stream struct {
-	eng   *Engine
-	video bool
+	// What every received packet reads or writes comes first, together:
+	// with thousands of streams none stays cached, and each cache line a
+	// packet touches costs a miss.
+	mu              sync.Mutex
+	eng             *Engine
+	rtp             *net.UDPConn
+	toPeer          *sender
+	toRelay         *sender // nil unless relaying
+	partner         *Stream // the other stream of a bridge
+	video           bool
+	src             Source
+	closed          atomic.Bool
+	peerSSRC        atomic.Uint32 // the peer's SSRC, for RTCP feedback
+	lastRecv        atomic.Int64  // unix nanos of the last RTP from the peer
+	pktsIn, bytesIn atomic.Uint64
+	recv            recvStats
+	dtmf            dtmfSender
+	cfg             StreamConfig   // its head is what packets read
+	latched         netip.AddrPort // with Latching: the source RTP is taken from
+
 	port  int
-	rtp   *net.UDPConn
 	rtcp  *net.UDPConn
 	local netip.AddrPort
 
@@ -120,29 +138,20 @@ type Stream struct {
 	relayRTP  *net.UDPConn
 	relayRTCP *net.UDPConn
 
-	mu        sync.Mutex
-	cfg       StreamConfig
-	recv      recvStats
-	src       Source
-	partner   *Stream        // the other stream of a bridge
-	latched   netip.AddrPort // with Latching: the source RTP is taken from
-	toPeer    *sender
-	toRelay   *sender // nil unless relaying
-	clip      *Clip   // tone or hold tone, in the law sent
+	clip      *Clip // tone or hold tone, in the law sent
 	cursor    ClipCursor
-	frame     [frameBytes]byte
+	frame     [rtpHeaderLen + frameBytes]byte // the header goes in front of the frame
 	scheduled bool
-	dtmf      dtmfSender
-	dtmfSeen  bool   // a telephone-event was received
-	dtmfTS    uint32 // timestamp of the last one, to report each event once
+	pacer     *pacer // the pacer sending the stream's frames, while scheduled
+	pslot     int    // the stream's place in its pacer (the pacer's mutex)
+	pidx      int
+	lastTick  time.Time // deadline of the last frame paced; zero: none since scheduled or the source changed
+	dtmfSeen  bool      // a telephone-event was received
+	dtmfTS    uint32    // timestamp of the last one, to report each event once
 	onDTMF    func(digit string)
 
-	lastRecv        atomic.Int64  // unix nanos of the last RTP from the peer
-	peerSSRC        atomic.Uint32 // the peer's SSRC, for RTCP feedback
-	pktsIn, bytesIn atomic.Uint64
-	closed          atomic.Bool
-	bleed           atomic.Uint64 // RTP dropped for coming from elsewhere
-	done            sync.WaitGroup
+	bleed atomic.Uint64 // RTP dropped for coming from elsewhere
+	done  sync.WaitGroup
 
 	// A panic in one of the stream's goroutines stops that goroutine and is
 	// reported once to onFault (the mutex guards these).
@@ -180,6 +189,7 @@ func (s *Stream) Configure(cfg StreamConfig) {
 	s.src = cfg.source(s.video)
 	if s.src != prev {
 		s.toPeer.sourceChanged()
+		s.lastTick = time.Time{}
 	}
 	switch s.src {
 	case srcTone, srcHoldTone:
@@ -196,9 +206,9 @@ func (s *Stream) Configure(cfg StreamConfig) {
 	s.updateSchedule()
 }
 
-// updateSchedule puts the stream on the 20 ms scheduler while it
-// generates packets (tones, silence, DTMF), and takes it off after. A
-// stream whose tick panicked stays off.
+// updateSchedule puts the stream on a pacer while it generates packets
+// (tones, silence, DTMF), and takes it off after. A stream whose tick
+// panicked stays off.
 func (s *Stream) updateSchedule() {
 	want := (s.src == srcTone || s.src == srcHoldTone || s.src == srcSilence || s.dtmf.busy()) && !s.faulted
 	if want != s.scheduled {
@@ -232,12 +242,29 @@ func (s *Stream) Stats() Stats {
 	return st
 }
 
-// tick sends one generated frame; called by the scheduler every 20 ms.
-func (s *Stream) tick(now time.Time) {
+// tick sends the generated frame due at the deadline at; called by the
+// stream's pacer every 20 ms. Frames the pacer could not send in time are
+// skipped, not sent late in a burst: the clip and the RTP timestamp move on
+// by the frames that elapsed, so the peer hears the tone in real time.
+func (s *Stream) tick(p *pacer, at time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.pacer != p {
+		return // a pacer's snapshot taken before the stream left it
+	}
 	runTestHook(s, "tick")
-	if s.tickDTMF(now) {
+	frames := 1
+	if !s.lastTick.IsZero() {
+		frames = int((at.Sub(s.lastTick) + framePeriod/2) / framePeriod)
+		if frames <= 0 {
+			return // this frame was sent (the stream changed pacers)
+		}
+		if frames > 1 {
+			s.eng.sched.skipped.Add(uint64(frames - 1))
+		}
+	}
+	s.lastTick = at
+	if s.tickDTMF(at, frames) {
 		return
 	}
 	if !s.dtmf.busy() && s.src != srcTone && s.src != srcHoldTone && s.src != srcSilence {
@@ -247,18 +274,22 @@ func (s *Stream) tick(now time.Time) {
 	to := s.cfg.Params.Remote
 	switch s.src {
 	case srcTone, srcHoldTone:
-		if s.clip == nil || !s.cursor.Next(s.frame[:]) {
+		if s.clip == nil {
+			return
+		}
+		s.cursor.Skip(frames - 1)
+		if !s.cursor.Next(s.frame[rtpHeaderLen:]) {
 			return
 		}
 	case srcSilence:
 		sil := s.cfg.Params.Send.Silence()
-		for i := range s.frame {
-			s.frame[i] = sil
+		for i := range s.frame[rtpHeaderLen:] {
+			s.frame[rtpHeaderLen+i] = sil
 		}
 	default:
 		return
 	}
-	s.toPeer.sendGenerated(to, s.cfg.Params.SendPT, s.frame[:], now)
+	s.toPeer.sendGenerated(to, s.cfg.Params.SendPT, s.frame[:], rtpHeaderLen, at, frames)
 }
 
 // readPeer receives the peer's RTP: echoed back, relayed to the local
@@ -268,7 +299,9 @@ func (s *Stream) readPeer() {
 	defer s.recoverFault("rtp receive")
 	var buf [maxPacket]byte
 	var hdr rtp.Header
-	var conv [maxPacket]byte
+	// Only a law conversion writes here: on the heap, it keeps the stack
+	// a packet touches small.
+	conv := make([]byte, maxPacket)
 	for {
 		n, from, err := s.rtp.ReadFromUDPAddrPort(buf[:])
 		if err != nil {
@@ -281,10 +314,10 @@ func (s *Stream) readPeer() {
 		if err != nil || hdr.Version != 2 {
 			continue
 		}
-		now := time.Now()
-		partner, law, isLaw, payload, digit, onDTMF := s.peerPacket(from, &hdr, buf[hl:n], conv[:], now)
+		now := s.eng.now()
+		partner, law, isLaw, pkt, digit, onDTMF := s.peerPacket(from, &hdr, buf[:n], hl, conv, now)
 		if partner != nil {
-			partner.fromPartner(&hdr, payload, law, isLaw, conv[:], now)
+			partner.fromPartner(&hdr, pkt, hl, law, isLaw, conv, now)
 		}
 		if digit != "" {
 			onDTMF(digit)
@@ -292,10 +325,11 @@ func (s *Stream) readPeer() {
 	}
 }
 
-// peerPacket handles one RTP packet under the stream's mutex. It returns the
-// bridge partner to pass the packet to (nil: none) and a digit to report,
-// which the caller does once the mutex is released.
-func (s *Stream) peerPacket(from netip.AddrPort, hdr *rtp.Header, payload, conv []byte, now time.Time) (partner *Stream, law Law, isLaw bool, _ []byte, digit string, onDTMF func(string)) {
+// peerPacket handles one RTP packet, pkt, whose payload starts at off,
+// under the stream's mutex. It returns the bridge partner to pass the
+// packet to (nil: none), the packet without its padding, and a digit to
+// report, which the caller does once the mutex is released.
+func (s *Stream) peerPacket(from netip.AddrPort, hdr *rtp.Header, pkt []byte, off int, conv []byte, now time.Time) (partner *Stream, law Law, isLaw bool, _ []byte, digit string, onDTMF func(string)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	runTestHook(s, "rtp")
@@ -304,13 +338,14 @@ func (s *Stream) peerPacket(from netip.AddrPort, hdr *rtp.Header, payload, conv 
 		s.eng.stray.Add(1)
 		return
 	}
-	if hdr.Padding && len(payload) > 0 {
-		pad := int(payload[len(payload)-1])
-		if pad > len(payload) {
+	if hdr.Padding && len(pkt) > off {
+		pad := int(pkt[len(pkt)-1])
+		if pad > len(pkt)-off {
 			return
 		}
-		payload = payload[:len(payload)-pad]
+		pkt = pkt[:len(pkt)-pad]
 	}
+	payload := pkt[off:]
 	// Counted only once admitted: a stranger must neither keep the call
 	// alive (media.rtp_timeout) nor be the SSRC feedback is about.
 	s.lastRecv.Store(now.UnixNano())
@@ -324,16 +359,16 @@ func (s *Stream) peerPacket(from netip.AddrPort, hdr *rtp.Header, payload, conv 
 		}
 	}
 	if s.cfg.Accept && !s.dtmf.busy() && s.src == srcEcho {
-		s.forward(s.toPeer, s.cfg.remote(s.video), hdr, payload, conv, now)
+		s.forward(s.toPeer, s.cfg.remote(s.video), hdr, pkt, off, conv, now)
 	}
 	if s.cfg.Accept && s.cfg.Mode == ModeRelay && s.toRelay != nil && s.cfg.Relay.IsValid() {
-		s.forward(s.toRelay, s.cfg.Relay, hdr, payload, conv, now)
+		s.forward(s.toRelay, s.cfg.Relay, hdr, pkt, off, conv, now)
 	}
 	law, isLaw = s.cfg.Params.RecvLaw(hdr.PayloadType)
 	if s.cfg.Accept && s.partner != nil && (isLaw || s.isDTMF(hdr.PayloadType)) {
 		partner = s.partner
 	}
-	return partner, law, isLaw, payload, digit, onDTMF
+	return partner, law, isLaw, pkt, digit, onDTMF
 }
 
 // readRelay receives the local endpoint's RTP and relays it to the peer.
@@ -342,7 +377,7 @@ func (s *Stream) readRelay() {
 	defer s.recoverFault("relay rtp receive")
 	var buf [maxPacket]byte
 	var hdr rtp.Header
-	var conv [maxPacket]byte
+	conv := make([]byte, maxPacket)
 	for {
 		n, _, err := s.relayRTP.ReadFromUDPAddrPort(buf[:])
 		if err != nil {
@@ -355,16 +390,16 @@ func (s *Stream) readRelay() {
 		if err != nil || hdr.Version != 2 {
 			continue
 		}
-		s.relayPacket(&hdr, buf[hl:n], conv[:])
+		s.relayPacket(&hdr, buf[:n], hl, conv)
 	}
 }
 
-func (s *Stream) relayPacket(hdr *rtp.Header, payload, conv []byte) {
+func (s *Stream) relayPacket(hdr *rtp.Header, pkt []byte, off int, conv []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	runTestHook(s, "relay rtp")
 	if s.src == srcRelay && !s.dtmf.busy() {
-		s.forward(s.toPeer, s.cfg.remote(s.video), hdr, payload, conv, time.Now())
+		s.forward(s.toPeer, s.cfg.remote(s.video), hdr, pkt, off, conv, s.eng.now())
 	}
 }
 
@@ -404,22 +439,24 @@ func (s *Stream) readRelayRTCP() {
 	}
 }
 
-// forward sends a received packet on through snd, mapping its payload type
-// to what was negotiated and converting G.711 law where the two differ.
-// Formats that are neither G.711 nor telephone-event (comfort noise) are dropped.
-func (s *Stream) forward(snd *sender, to netip.AddrPort, in *rtp.Header, payload, conv []byte, now time.Time) {
+// forward sends a received packet, pkt with its payload at off, on through
+// snd, mapping its payload type to what was negotiated and converting G.711
+// law (into conv) where the two differ. Formats that are neither G.711 nor
+// telephone-event (comfort noise) are dropped. The header sent overwrites
+// pkt[:off].
+func (s *Stream) forward(snd *sender, to netip.AddrPort, in *rtp.Header, pkt []byte, off int, conv []byte, now time.Time) {
 	if s.video {
 		pt, ok := s.cfg.Video.SendPT(in.PayloadType)
 		if !ok {
 			pt = in.PayloadType // the relay endpoint is not negotiated: keep its numbers
 		}
-		snd.sendForwarded(to, in, pt, payload, now)
+		snd.sendForwarded(to, in, pt, pkt, off, now)
 		return
 	}
 	p := &s.cfg.Params
 	if s.isDTMF(in.PayloadType) {
 		if p.SendDTMF >= 0 {
-			snd.sendForwarded(to, in, uint8(p.SendDTMF), payload, now)
+			snd.sendForwarded(to, in, uint8(p.SendDTMF), pkt, off, now)
 		}
 		return
 	}
@@ -427,16 +464,28 @@ func (s *Stream) forward(snd *sender, to netip.AddrPort, in *rtp.Header, payload
 	if !ok {
 		return
 	}
-	if law != p.Send && len(payload) <= len(conv) {
-		Transcode(conv[:len(payload)], payload, law, p.Send)
-		payload = conv[:len(payload)]
+	if law != p.Send {
+		pkt, off = transcodeInto(conv, pkt, off, law, p.Send)
 	}
-	snd.sendForwarded(to, in, p.SendPT, payload, now)
+	snd.sendForwarded(to, in, p.SendPT, pkt, off, now)
 }
 
-// fromPartner sends what the bridge partner's peer said to this stream's
-// peer, converting G.711 law (μ-law ⇄ A-law) where the two legs differ.
-func (s *Stream) fromPartner(in *rtp.Header, payload []byte, law Law, isLaw bool, conv []byte, now time.Time) {
+// transcodeInto converts the payload pkt[off:] from one law to the other
+// into conv, after room for a header, and returns the packet and payload
+// offset to send (pkt itself, unconverted, should conv be too short).
+func transcodeInto(conv, pkt []byte, off int, from, to Law) ([]byte, int) {
+	payload := pkt[off:]
+	if rtpHeaderLen+len(payload) > len(conv) {
+		return pkt, off
+	}
+	Transcode(conv[rtpHeaderLen:rtpHeaderLen+len(payload)], payload, from, to)
+	return conv[:rtpHeaderLen+len(payload)], rtpHeaderLen
+}
+
+// fromPartner sends what the bridge partner's peer said, pkt with its
+// payload at off, to this stream's peer, converting G.711 law (μ-law ⇄
+// A-law) where the two legs differ.
+func (s *Stream) fromPartner(in *rtp.Header, pkt []byte, off int, law Law, isLaw bool, conv []byte, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.src != srcBridge || s.dtmf.busy() {
@@ -445,15 +494,14 @@ func (s *Stream) fromPartner(in *rtp.Header, payload []byte, law Law, isLaw bool
 	p := &s.cfg.Params
 	if !isLaw {
 		if p.SendDTMF >= 0 {
-			s.toPeer.sendForwarded(p.Remote, in, uint8(p.SendDTMF), payload, now)
+			s.toPeer.sendForwarded(p.Remote, in, uint8(p.SendDTMF), pkt, off, now)
 		}
 		return
 	}
-	if law != p.Send && len(payload) <= len(conv) {
-		Transcode(conv[:len(payload)], payload, law, p.Send)
-		payload = conv[:len(payload)]
+	if law != p.Send {
+		pkt, off = transcodeInto(conv, pkt, off, law, p.Send)
 	}
-	s.toPeer.sendForwarded(p.Remote, in, p.SendPT, payload, now)
+	s.toPeer.sendForwarded(p.Remote, in, p.SendPT, pkt, off, now)
 }
 
 // Bridge relays RTP between the peers of two audio streams; each stream's

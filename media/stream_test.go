@@ -1,6 +1,7 @@
 package media
 
 import (
+	"bytes"
 	"net"
 	"net/netip"
 	"regexp"
@@ -144,17 +145,19 @@ func TestForwardAllocatesNothing(t *testing.T) {
 	defer s.Close()
 	peer := peerSocket(t)
 	s.cfg = StreamConfig{Mode: ModeEcho, Params: pcmuParams(peer.LocalAddr().(*net.UDPAddr).AddrPort()), Send: true, Accept: true}
-	hdr := rtp.Header{Version: 2, PayloadType: 8, SSRC: 1}
-	payload := make([]byte, 160)
+	pkt := make([]byte, rtpHeaderLen+160) // as received: the payload after a header
 	conv := make([]byte, 1500)
 	now := time.Now()
-	allocs := testing.AllocsPerRun(1000, func() {
-		hdr.SequenceNumber++
-		hdr.Timestamp += 160
-		s.forward(s.toPeer, s.cfg.Params.Remote, &hdr, payload, conv, now)
-	})
-	if allocs != 0 {
-		t.Errorf("forward allocates %.1f times per packet", allocs)
+	for _, pt := range []uint8{0, 8} { // as negotiated (sent in place), and converted
+		hdr := rtp.Header{Version: 2, PayloadType: pt, SSRC: 1}
+		allocs := testing.AllocsPerRun(1000, func() {
+			hdr.SequenceNumber++
+			hdr.Timestamp += 160
+			s.forward(s.toPeer, s.cfg.Params.Remote, &hdr, pkt, rtpHeaderLen, conv, now)
+		})
+		if allocs != 0 {
+			t.Errorf("PT %d: forward allocates %.1f times per packet", pt, allocs)
+		}
 	}
 }
 
@@ -168,13 +171,13 @@ func BenchmarkForwardPacket(b *testing.B) {
 	peer := peerSocket(b)
 	s.cfg = StreamConfig{Mode: ModeEcho, Params: pcmuParams(peer.LocalAddr().(*net.UDPAddr).AddrPort()), Send: true, Accept: true}
 	hdr := rtp.Header{Version: 2, PayloadType: 0, SSRC: 1}
-	payload := make([]byte, 160)
+	pkt := make([]byte, rtpHeaderLen+160)
 	conv := make([]byte, 1500)
 	b.ReportAllocs()
 	for b.Loop() {
 		hdr.SequenceNumber++
 		hdr.Timestamp += 160
-		s.forward(s.toPeer, s.cfg.Params.Remote, &hdr, payload, conv, time.Now())
+		s.forward(s.toPeer, s.cfg.Params.Remote, &hdr, pkt, rtpHeaderLen, conv, time.Now())
 	}
 }
 
@@ -387,5 +390,47 @@ func TestStreamJitterAcrossTimestampWrap(t *testing.T) {
 	sr := pkts[0].(*rtcp.SenderReport)
 	if len(sr.Reports) != 1 || sr.Reports[0].Jitter >= 8 {
 		t.Errorf("RTCP jitter = %+v, want below 8 (1 ms at 8 kHz)", sr.Reports)
+	}
+}
+
+// A forwarded packet goes out from the buffer it came in, its header
+// written over the received one: whatever that header held (CSRCs, an
+// extension) and its padding do not leak into the packet sent, and the
+// payload is the one received, converted where the laws differ.
+func TestEchoRewritesTheHeaderInPlace(t *testing.T) {
+	e := newTestEngine(t, 32300, 32309)
+	s, err := e.NewStream(false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	peer := peerSocket(t)
+	s.Configure(StreamConfig{Mode: ModeEcho, Params: pcmuParams(peer.LocalAddr().(*net.UDPAddr).AddrPort()), Send: true, Accept: true})
+	payload := make([]byte, 160)
+	for i := range payload {
+		payload[i] = byte(i)
+	}
+	for _, pt := range []uint8{0, 8} {
+		in := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: pt, SequenceNumber: 9, Timestamp: 1600, SSRC: 0xfeed,
+			CSRC: []uint32{1, 2}, Padding: true, PaddingSize: 4}, Payload: payload}
+		if err := in.Header.SetExtension(1, []byte{0xaa, 0xbb}); err != nil {
+			t.Fatal(err)
+		}
+		b, err := in.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := peer.WriteToUDPAddrPort(b, s.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+		got := readRTP(t, peer)
+		want := payload
+		if pt == 8 {
+			want = make([]byte, len(payload))
+			Transcode(want, payload, PCMA, PCMU)
+		}
+		if got.SSRC == 0xfeed || len(got.CSRC) != 0 || got.Extension || got.Padding || got.PayloadType != 0 || !bytes.Equal(got.Payload, want) {
+			t.Errorf("PT %d echoed as %+v, payload % x", pt, got.Header, got.Payload[:8])
+		}
 	}
 }

@@ -238,6 +238,25 @@ func (cur *ClipCursor) Next(dst []byte) (ok bool) {
 	return true
 }
 
+// Skip moves the cursor on by frames 20 ms frames without copying them, as
+// if Next had been called that many times: a paced stream that missed
+// frames stays in time with the clip's cadence.
+func (cur *ClipCursor) Skip(frames int) {
+	c := cur.clip
+	if c == nil || frames <= 0 {
+		return
+	}
+	pos := cur.pos + frames*G711FrameSize
+	switch loop := len(c.data) - c.loopFrom; {
+	case pos <= len(c.data):
+		cur.pos = pos
+	case c.loopFrom < 0 || loop <= 0:
+		cur.pos = len(c.data) // a clip that plays once ends there
+	default:
+		cur.pos = c.loopFrom + (pos-len(c.data))%loop
+	}
+}
+
 // Goertzel returns the power of freq in samples taken at rate. It is
 // normalised to the mean square of the samples: a sine of amplitude A at
 // freq gives about A²/2 whatever the number of samples, and a signal's

@@ -1,9 +1,9 @@
 // Command rtpload is a media load generator for uad: it sets up N concurrent
 // calls against a running uad (auto-answer, echo) with sipgo as the UAC, and
-// sends real G.711 RTP on every call at 20 ms from its own UDP socket. From
-// what comes back it measures loss and the jitter the path adds, for the whole
-// run; it reads uad's CPU and memory from /proc and its own CPU, and reports
-// which side ran out first.
+// sends real G.711 RTP on every call at 20 ms, each call from a loopback
+// address of its own. From what comes back it measures loss and the jitter
+// the path adds, for the whole run; it reads uad's CPU and memory from /proc
+// and its own CPU, and reports which side ran out first.
 //
 //	go run ./tests/load/rtpload -uad 127.0.0.1:5060 -api 127.0.0.1:8089 \
 //	    -pid $(pidof uad) -calls 2000 -duration 60s -hold-half
@@ -11,8 +11,15 @@
 // With -hold-half, halfway through the media phase half of the calls are
 // held through uad's API (POST /v1/calls/{id}/hold) and every held party
 // must then receive the hold tone (440 Hz, found by Goertzel on the decoded
-// payload) instead of its echo. With -bridge the calls are bridged in pairs
-// (POST /v1/bridges): each call then receives what its partner sends.
+// payload) instead of its echo; the tone's timing is reported (its RTP clock
+// against the arrival times, and how late frames came). -hold-all holds
+// every call, and a held party stops sending. With -bridge the calls are
+// bridged in pairs (POST /v1/bridges): each call then receives what its
+// partner sends.
+//
+// With -echo HOST:PORT there is no SIP: call i sends to HOST:PORT+2i, a bare
+// UDP echo server (tests/load/udpecho), so the same load can be measured
+// against uad and against the least a Go program can do.
 //
 // Every payload the generator sends is a 1000 Hz µ-law tone whose first 14
 // bytes carry a marker, the sending call's index, a per-call packet counter
@@ -25,6 +32,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -52,7 +60,10 @@ type options struct {
 	rate      float64
 	inflight  int
 	holdHalf  bool
+	holdAll   bool
 	bridge    bool
+	echo      string
+	rtpBase   string
 	local     string
 	sipPort   int
 	rtpPorts  string
@@ -74,11 +85,14 @@ func main() {
 	flag.Float64Var(&o.rate, "rate", 200, "call setups started per second")
 	flag.IntVar(&o.inflight, "inflight", 200, "most call setups in flight at once")
 	flag.BoolVar(&o.holdHalf, "hold-half", false, "halfway through, hold every other call through the API and check the hold tone")
+	flag.BoolVar(&o.holdAll, "hold-all", false, "like -hold-half, but hold every call; held parties stop sending")
 	flag.BoolVar(&o.bridge, "bridge", false, "bridge the calls in pairs through the API")
+	flag.StringVar(&o.echo, "echo", "", "HOST:PORT of a bare UDP echo server instead of uad: no SIP, call i sends to PORT+2i")
+	flag.StringVar(&o.rtpBase, "rtp-base", "127.1.0.1", "the first call's RTP address (x.y.z.1 in 127.0.0.0/8); the others count up from it, last octets 1-250")
 	flag.StringVar(&o.local, "local", "127.0.0.1", "the generator's IP address")
 	flag.IntVar(&o.sipPort, "sip-port", 0, "the generator's SIP port (0: a free one)")
-	flag.StringVar(&o.rtpPorts, "rtp-ports", "10000-19999", "ports of the generator's RTP sockets (one per call, even ports), outside uad's range")
-	flag.IntVar(&o.senders, "senders", 0, "goroutines sending RTP (0: one per CPU)")
+	flag.StringVar(&o.rtpPorts, "rtp-ports", "10000-19999", "ports of the generator's RTP sockets (one per sender, even ports, on every address), outside uad's range")
+	flag.IntVar(&o.senders, "senders", 0, "sender shards, each with a socket, a sending and a reading goroutine (0: one per CPU)")
 	flag.Float64Var(&o.holdFreq, "hold-freq", 440, "frequency of uad's media.hold_tone")
 	flag.DurationVar(&o.drain, "drain", time.Second, "wait for the last packets after sending stops")
 	flag.DurationVar(&o.setupWait, "setup-timeout", 15*time.Second, "how long one call setup may take")
@@ -87,6 +101,12 @@ func main() {
 	log.SetFlags(log.Ltime | log.Lmicroseconds)
 	if o.calls <= 0 || o.rate <= 0 || o.duration <= 0 {
 		log.Fatal("-calls, -rate and -duration must be positive")
+	}
+	if o.holdAll {
+		o.holdHalf = true
+	}
+	if o.echo != "" && (o.bridge || o.holdHalf) {
+		log.Fatal("-echo measures echo only: no -bridge, -hold-half or -hold-all")
 	}
 	if o.bridge && o.calls%2 != 0 {
 		o.calls++
@@ -109,12 +129,22 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return fmt.Errorf("-rtp-ports: %w", err)
 	}
-	if (hi-lo+1)/2 < o.calls {
-		return fmt.Errorf("-rtp-ports %s has %d even ports for %d calls", o.rtpPorts, (hi-lo+1)/2, o.calls)
+	if (hi-lo+1)/2 < o.senders {
+		return fmt.Errorf("-rtp-ports %s has %d even ports for %d senders", o.rtpPorts, (hi-lo+1)/2, o.senders)
 	}
 	localIP, err := netip.ParseAddr(o.local)
 	if err != nil {
 		return fmt.Errorf("-local: %w", err)
+	}
+	base, err := netip.ParseAddr(o.rtpBase)
+	if err != nil || !base.Is4() {
+		return fmt.Errorf("-rtp-base %q: not an IPv4 address", o.rtpBase)
+	}
+	var echo netip.AddrPort
+	if o.echo != "" {
+		if echo, err = netip.ParseAddrPort(o.echo); err != nil || int(echo.Port())+2*(o.calls-1) > 65535 {
+			return fmt.Errorf("-echo %q: not HOST:PORT with room for %d ports", o.echo, o.calls)
+		}
 	}
 
 	var uadProc, self *procWatch
@@ -127,13 +157,7 @@ func run(ctx context.Context, o options) error {
 	self, _ = newProcWatch("self")
 	api := newAPIClient(o.api, o.token)
 
-	ua, err := newUAC(ctx, localIP, o.sipPort, o.uad)
-	if err != nil {
-		return err
-	}
-	defer ua.close()
-
-	m := newMedia(o, localIP)
+	m := newMedia(o, base)
 	defer m.close()
 	if err := m.open(lo, hi); err != nil {
 		return err
@@ -141,18 +165,35 @@ func run(ctx context.Context, o options) error {
 	// Senders run from the start; calls send once all are up (and bridged).
 	m.start()
 
+	var ua *uac
+	if echo.IsValid() {
+		for i, c := range m.calls {
+			if err := c.setRemote(netip.AddrPortFrom(echo.Addr(), echo.Port()+uint16(2*i))); err != nil {
+				return fmt.Errorf("-echo: %w", err)
+			}
+		}
+	} else if ua, err = newUAC(ctx, localIP, o.sipPort, o.uad); err != nil {
+		return err
+	} else {
+		defer ua.close()
+	}
+
 	// ---- setup ----
-	log.Printf("setting up %d calls at %.0f/s (at most %d in flight) to %s", o.calls, o.rate, o.inflight, o.uad)
 	cpuU0, cpuS0 := sampleCPU(uadProc), sampleCPU(self)
 	setupStart := time.Now()
-	r.setup = ua.setupAll(ctx, m, o)
+	if ua != nil {
+		log.Printf("setting up %d calls at %.0f/s (at most %d in flight) to %s", o.calls, o.rate, o.inflight, o.uad)
+		r.setup = ua.setupAll(ctx, m, o)
+	}
 	r.setupDur = time.Since(setupStart)
 	cpuU1, cpuS1 := sampleCPU(uadProc), sampleCPU(self)
 	r.uadCPUSetup = cpuPercent(cpuU0, cpuU1)
 	r.genCPUSetup = cpuPercent(cpuS0, cpuS1)
 	r.achieved = m.upCount()
-	log.Printf("%d of %d calls up in %v (%.1f/s); %d failed", r.achieved, o.calls, r.setupDur.Round(time.Millisecond),
-		float64(r.achieved)/r.setupDur.Seconds(), r.setup.failed)
+	if ua != nil {
+		log.Printf("%d of %d calls up in %v (%.1f/s); %d failed", r.achieved, o.calls, r.setupDur.Round(time.Millisecond),
+			float64(r.achieved)/r.setupDur.Seconds(), r.setup.failed)
+	}
 	if r.achieved == 0 {
 		r.print()
 		return fmt.Errorf("no call could be set up")
@@ -190,12 +231,16 @@ func run(ctx context.Context, o options) error {
 	var peak peakCPU
 	sampler := startSampler(uadProc, self, &peak, r)
 	genPorts := map[int]bool{}
-	for _, c := range m.calls {
-		genPorts[c.port] = true
+	for _, g := range m.shards {
+		genPorts[g.sc.port] = true
 	}
 	drops0, dropsErr := readUDPDrops(genPorts, o.pid)
 	metricNames := []string{"uad_go_memstats_mallocs_total", "uad_go_gc_duration_seconds_count"}
-	met0, metErr := api.metrics(ctx, metricNames...)
+	var met0 map[string]float64
+	metErr := errors.New("no API: the target is a bare echo server")
+	if ua != nil {
+		met0, metErr = api.metrics(ctx, metricNames...)
+	}
 	half := mediaStart.Add(o.duration / 2)
 	end := mediaStart.Add(o.duration)
 	if o.holdHalf {
@@ -204,8 +249,8 @@ func run(ctx context.Context, o options) error {
 		}
 		cpuU1, cpuS1 = sampleCPU(uadProc), sampleCPU(self)
 		r.uadCPUEcho, r.genCPUEcho = cpuPercent(cpuU0, cpuU1), cpuPercent(cpuS0, cpuS1)
-		log.Printf("holding every other call through the API")
-		r.holdReq, r.holdFailed, r.holdDur = m.holdHalf(ctx, api)
+		log.Printf("holding %s through the API", map[bool]string{false: "every other call", true: "every call"}[o.holdAll])
+		r.holdReq, r.holdFailed, r.holdDur = m.holdHalf(ctx, api, o.holdAll)
 		log.Printf("%d holds done in %v, %d failed", r.holdReq-r.holdFailed, r.holdDur.Round(time.Millisecond), r.holdFailed)
 	}
 	if !sleepUntil(ctx, end) {
@@ -232,10 +277,12 @@ func run(ctx context.Context, o options) error {
 	m.collect(r)
 
 	// ---- teardown ----
-	log.Printf("hanging up")
-	t0 := time.Now()
-	r.byeFailed = ua.hangupAll(m, o)
-	r.teardownDur = time.Since(t0)
+	if ua != nil {
+		log.Printf("hanging up")
+		t0 := time.Now()
+		r.byeFailed = ua.hangupAll(m, o)
+		r.teardownDur = time.Since(t0)
+	}
 	r.print()
 	return nil
 }

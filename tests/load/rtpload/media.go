@@ -3,20 +3,18 @@ package main
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"log"
 	"math"
 	"math/bits"
-	"net"
 	"net/netip"
 	"sort"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/emiago/sipgo"
+	"golang.org/x/sys/unix"
 
 	"uad/tests/internal/g711"
 )
@@ -35,27 +33,31 @@ const (
 	minToneFrames = 10
 )
 
-// call is one call of the run: its socket, its sender state (owned by one
-// sender goroutine) and its receiver state (owned by its read goroutine).
+// call is one call of the run: its address, its sender state (owned by
+// its shard's sender) and its receiver state (owned by its shard's reader).
 type call struct {
 	idx       int
 	m         *media
-	port      int
-	conn      *net.UDPConn
+	ip        netip.Addr // the call's own loopback address
+	port      int        // its shard's port: the call's RTP port
+	sh        *shard
 	dlg       *sipgo.DialogClientSession
 	sipCallID string
 	uadID     string
 	src       int // index of the call whose packets this one should receive (itself: echo)
 
 	remote     atomic.Pointer[netip.AddrPort]
-	active     atomic.Bool // sending
+	name       unix.RawSockaddrInet4 // remote, for sendmmsg; set before active
+	pktinfo    []byte                // sends from ip
+	active     atomic.Bool           // sending
 	byeFromUAD atomic.Bool
 	reinvites  atomic.Int32
 
 	// Sender-owned.
-	seq  uint16
-	ts   uint32
-	sent atomic.Uint32 // packets sent; the next packet's counter
+	seq        uint16
+	ts         uint32
+	sent       atomic.Uint32 // packets sent; the next packet's counter
+	sendFailed atomic.Int64  // of those, refused by the kernel: not expected back
 
 	// Hold: set by the holding goroutine, read by the receiver.
 	toneFrom   atomic.Int64 // src's counter when the hold was asked for; -1 = none
@@ -85,153 +87,227 @@ type rxState struct {
 	jitter      float64
 	rtt         histogram
 	rttMax      time.Duration
+	// The hold tone's timing: its RTP clock against the arrival times.
+	pace pacing
 }
 
-func (c *call) setRemote(ap netip.AddrPort) {
-	// Connect the socket: sends skip the route lookup, and only uad's
-	// packets are read.
-	if rc, err := c.conn.SyscallConn(); err == nil {
-		a := ap.Addr().As4()
-		_ = rc.Control(func(fd uintptr) {
-			_ = syscall.Connect(int(fd), &syscall.SockaddrInet4{Port: int(ap.Port()), Addr: a})
-		})
+func (c *call) setRemote(ap netip.AddrPort) error {
+	sa, err := sockaddr(ap)
+	if err != nil {
+		return err
 	}
+	c.name = sa
 	c.remote.Store(&ap)
+	return nil
 }
 
-// media owns the calls' sockets and the sender goroutines.
+// shard is one sender goroutine's share of the calls and its socket.
+type shard struct {
+	sc    *shardConn
+	slots [slots][]*call
+}
+
+// media owns the shards and the calls.
 type media struct {
 	o      options
-	ip     netip.Addr
 	calls  []*call
-	epoch  time.Time
+	shards []*shard
+	base   netip.Addr       // the first call's address
 	frame  [frameBytes]byte // a 1000 Hz µ-law frame (8-sample period: every frame alike)
-	shards [][slots][]*call
 
-	quit    chan struct{}
-	senders sync.WaitGroup
-	readers sync.WaitGroup
-	lateMu  sync.Mutex
-	ticks   int64
-	late    histogram // how late each send tick ran
-	lateMax time.Duration
-	stopped atomic.Bool
+	stopSend chan struct{}
+	quit     chan struct{}
+	sending  sync.WaitGroup // shards still sending
+	running  sync.WaitGroup // shards still reading
+	lateMu   sync.Mutex
+	ticks    int64
+	late     histogram // how late each send tick ran
+	lateMax  time.Duration
+	stopped  atomic.Bool
+	closed   atomic.Bool
 }
 
-func newMedia(o options, ip netip.Addr) *media {
-	m := &media{o: o, ip: ip, epoch: time.Now(), quit: make(chan struct{})}
+func newMedia(o options, base netip.Addr) *media {
+	m := &media{o: o, base: base, stopSend: make(chan struct{}), quit: make(chan struct{})}
 	for k := range m.frame {
 		m.frame[k] = g711.EncodeULaw(int16(8000 * math.Sin(2*math.Pi*1000*float64(k)/8000)))
 	}
 	return m
 }
 
-// open binds one RTP socket per call on even ports of [lo, hi].
-func (m *media) open(lo, hi int) error {
-	port := lo + lo%2
-	for i := 0; i < m.o.calls; i++ {
-		var conn *net.UDPConn
-		for ; port+1 <= hi; port += 2 {
-			c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IP(m.ip.AsSlice()), Port: port})
-			if err == nil {
-				conn = c
-				break
-			}
-		}
-		if conn == nil {
-			return fmt.Errorf("no free port left in %s for call %d", m.o.rtpPorts, i)
-		}
-		_ = conn.SetReadBuffer(256 << 10)
-		c := &call{idx: i, m: m, port: port, conn: conn, src: i}
-		c.toneFrom.Store(-1)
-		c.toneDone.Store(-1)
-		m.calls = append(m.calls, c)
-		port += 2
-		m.readers.Add(1)
-		go c.read()
+// callsPerOctet keeps every call address's last octet in 1..250.
+const callsPerOctet = 250
+
+// callAddr is call i's address: base (x.y.z.1), then on through x.y.z.250,
+// x.y.z+1.1 and so on.
+func callAddr(base netip.Addr, i int) (netip.Addr, bool) {
+	b := base.As4()
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	v += uint32(i/callsPerOctet)<<8 + uint32(i%callsPerOctet)
+	a := netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+	return a, a.IsLoopback()
+}
+
+// callAt is the call whose address is a (nil: none).
+func (m *media) callAt(a netip.Addr) *call {
+	x, b := a.As4(), m.base.As4()
+	hi := (int(x[0])<<16 | int(x[1])<<8 | int(x[2])) - (int(b[0])<<16 | int(b[1])<<8 | int(b[2]))
+	lo := int(x[3]) - int(b[3])
+	if hi < 0 || lo < 0 || lo >= callsPerOctet {
+		return nil
 	}
-	m.shards = make([][slots][]*call, m.o.senders)
-	for i, c := range m.calls {
-		g := i % m.o.senders
-		s := (i / m.o.senders) % slots
-		m.shards[g][s] = append(m.shards[g][s], c)
+	if i := hi*callsPerOctet + lo; i < len(m.calls) {
+		return m.calls[i]
 	}
 	return nil
 }
 
-func (m *media) close() {
-	m.stopSending()
-	for _, c := range m.calls {
-		c.conn.Close()
+// open binds one socket per shard on even ports of [lo, hi] and gives
+// every call its address, its shard and its slot.
+func (m *media) open(lo, hi int) error {
+	if m.base.As4()[3] != 1 {
+		return fmt.Errorf("-rtp-base %s: the last octet must be 1", m.base)
 	}
-	m.readers.Wait()
+	if _, ok := callAddr(m.base, m.o.calls-1); !ok || !m.base.IsLoopback() {
+		return fmt.Errorf("-rtp-base %s: %d call addresses do not fit in 127.0.0.0/8", m.base, m.o.calls)
+	}
+	port := lo + lo%2
+	for range m.o.senders {
+		var sc *shardConn
+		for ; port+1 <= hi && sc == nil; port += 2 {
+			sc, _ = listenShard(port)
+		}
+		if sc == nil {
+			return fmt.Errorf("no free port left in %s for sender %d", m.o.rtpPorts, len(m.shards))
+		}
+		m.shards = append(m.shards, &shard{sc: sc})
+	}
+	for i := range m.o.calls {
+		g := m.shards[i%len(m.shards)]
+		ip, _ := callAddr(m.base, i)
+		c := &call{idx: i, m: m, ip: ip, port: g.sc.port, sh: g, src: i, pktinfo: pktinfo(ip)}
+		c.toneFrom.Store(-1)
+		c.toneDone.Store(-1)
+		m.calls = append(m.calls, c)
+		s := (i / len(m.shards)) % slots
+		g.slots[s] = append(g.slots[s], c)
+	}
+	return nil
 }
 
-// start runs the sender goroutines: each owns a shard of the calls and
-// sends one slot of it every 2 ms, on deadlines counted from one start
-// (monotonic clock), so nothing drifts; a late sender catches up at once.
+// closeSockets stops the shards and closes their sockets; what they
+// measured can be read after.
+func (m *media) closeSockets() {
+	if m.closed.Swap(true) {
+		return
+	}
+	m.stopSending()
+	close(m.quit)
+	m.running.Wait()
+	for _, g := range m.shards {
+		g.sc.close()
+	}
+}
+
+func (m *media) close() {
+	m.closeSockets()
+}
+
+// start runs one goroutine per shard. Every 2 ms, on deadlines counted
+// from one start (monotonic clock), so nothing drifts, it sends one slot
+// of its calls in one sendmmsg, then reads whatever has arrived: the kernel
+// stamps each datagram's arrival, so reading at that cadence costs no
+// accuracy, and saves a wake-up for every packet. A late shard catches up
+// at once.
 func (m *media) start() {
 	start := time.Now()
-	step := period / slots
-	for g := range m.shards {
-		m.senders.Add(1)
-		go func(shard *[slots][]*call) {
-			defer m.senders.Done()
-			var buf [headerLen + frameBytes]byte
-			timer := time.NewTimer(time.Hour)
-			var ticks int64
-			var late histogram
-			var lateMax time.Duration
-			defer func() {
-				m.lateMu.Lock()
-				m.ticks += ticks
-				m.late.merge(&late)
-				m.lateMax = max(m.lateMax, lateMax)
-				m.lateMu.Unlock()
-			}()
-			for k := int64(0); ; k++ {
-				deadline := start.Add(time.Duration(k) * step)
-				if d := time.Until(deadline); d > 0 {
-					timer.Reset(d)
-					select {
-					case <-timer.C:
-					case <-m.quit:
-						return
-					}
-				} else {
-					select {
-					case <-m.quit:
-						return
-					default:
-					}
-				}
-				now := time.Now()
-				d := now.Sub(deadline)
-				ticks++
-				late.add(d)
-				lateMax = max(lateMax, d)
-				for _, c := range shard[k%slots] {
-					if c.active.Load() {
-						c.send(buf[:], now)
-					}
-				}
-			}
-		}(&m.shards[g])
+	for _, g := range m.shards {
+		m.running.Add(1)
+		m.sending.Add(1)
+		go m.run(g, start)
 	}
 }
 
+func (m *media) run(g *shard, start time.Time) {
+	defer m.running.Done()
+	step := period / slots
+	most := 0
+	for _, s := range g.slots {
+		most = max(most, len(s))
+	}
+	batch := newSendBatch(max(most, 1), headerLen+frameBytes)
+	rb := newRecvBatch(64, 2048)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	var ticks int64
+	var late histogram
+	var lateMax time.Duration
+	sending := true
+	stopSending := func() {
+		sending = false
+		m.lateMu.Lock()
+		m.ticks += ticks
+		m.late.merge(&late)
+		m.lateMax = max(m.lateMax, lateMax)
+		m.lateMu.Unlock()
+		m.sending.Done()
+	}
+	defer func() {
+		if sending {
+			stopSending()
+		}
+	}()
+	for k := int64(0); ; k++ {
+		deadline := start.Add(time.Duration(k) * step)
+		if d := time.Until(deadline); d > 0 {
+			timer.Reset(d)
+			select {
+			case <-timer.C:
+			case <-m.quit:
+				return
+			}
+		}
+		select {
+		case <-m.quit:
+			return
+		case <-m.stopSend:
+			if sending {
+				stopSending()
+			}
+		default:
+		}
+		if sending {
+			now := time.Now()
+			d := now.Sub(deadline)
+			ticks++
+			late.add(d)
+			lateMax = max(lateMax, d)
+			stamp := uint32(now.UnixMicro())
+			for _, c := range g.slots[k%slots] {
+				if c.active.Load() {
+					c.fill(batch.next(c), stamp)
+				}
+			}
+			_ = batch.flush(g.sc)
+		}
+		m.drain(g, rb)
+	}
+}
+
+// stopSending stops the sends and waits until the last went out; the
+// shards go on reading.
 func (m *media) stopSending() {
 	if m.stopped.Swap(true) {
 		return
 	}
-	close(m.quit)
-	m.senders.Wait()
+	close(m.stopSend)
+	m.sending.Wait()
 }
 
-// send writes the call's next packet: uad's negotiated PCMU, a 1000 Hz tone
-// whose first bytes carry the marker, the call index, the counter and the
-// send time.
-func (c *call) send(buf []byte, now time.Time) {
+// fill writes the call's next packet into buf: uad's negotiated PCMU, a
+// 1000 Hz tone whose first bytes carry the marker, the call index, the
+// counter and the send time (Unix µs, modulo 2³²).
+func (c *call) fill(buf []byte, stamp uint32) {
 	n := c.sent.Load()
 	buf[0] = 0x80
 	buf[1] = 0 // PCMU
@@ -246,31 +322,36 @@ func (c *call) send(buf []byte, now time.Time) {
 	p[0], p[1] = magic0, magic1
 	binary.BigEndian.PutUint32(p[2:], uint32(c.idx))
 	binary.BigEndian.PutUint32(p[6:], n)
-	binary.BigEndian.PutUint32(p[10:], uint32(now.Sub(c.m.epoch)/time.Microsecond))
-	if _, err := c.conn.Write(buf); err == nil {
-		c.seq++
-		c.ts += frameBytes
-		c.sent.Store(n + 1)
-	}
+	binary.BigEndian.PutUint32(p[10:], stamp)
+	c.seq++
+	c.ts += frameBytes
+	c.sent.Store(n + 1)
 }
 
-// read receives uad's RTP until the socket closes.
-func (c *call) read() {
-	defer c.m.readers.Done()
-	buf := make([]byte, 1500)
+// drain reads every datagram queued at the shard's socket and hands each
+// to the call it was sent to.
+func (m *media) drain(g *shard, b *recvBatch) {
 	for {
-		n, err := c.conn.Read(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue // e.g. ICMP port unreachable on the connected socket
+		n, err := b.readNow(g.sc)
+		if err != nil || n == 0 {
+			return
 		}
-		c.onPacket(buf[:n], time.Now())
+		for i := range n {
+			data, dst, arrival := b.message(i)
+			if arrival == 0 {
+				arrival = time.Now().UnixNano()
+			}
+			if c := m.callAt(dst); c != nil {
+				c.onPacket(data, arrival)
+			}
+		}
+		if n < len(b.hdrs) {
+			return // the queue is empty
+		}
 	}
 }
 
-func (c *call) onPacket(b []byte, now time.Time) {
+func (c *call) onPacket(b []byte, arrival int64) {
 	if len(b) < headerLen || b[0]>>6 != 2 {
 		return
 	}
@@ -292,7 +373,7 @@ func (c *call) onPacket(b []byte, now time.Time) {
 	if len(payload) >= 14 && payload[0] == magic0 && payload[1] == magic1 {
 		from := int(binary.BigEndian.Uint32(payload[2:]))
 		cnt := int64(binary.BigEndian.Uint32(payload[6:]))
-		sentUs := int64(binary.BigEndian.Uint32(payload[10:]))
+		sent := binary.BigEndian.Uint32(payload[10:])
 		if from != c.src {
 			r.misroute++
 			return
@@ -301,11 +382,11 @@ func (c *call) onPacket(b []byte, now time.Time) {
 		if td := c.toneDone.Load(); td >= 0 && cnt >= td {
 			r.leaked++
 		}
-		nowUs := int64(now.Sub(c.m.epoch) / time.Microsecond)
-		rtt := time.Duration(nowUs-sentUs) * time.Microsecond
+		// Send and arrival times are both the realtime clock's.
+		transit := int64(int32(uint32(arrival/1000) - sent))
+		rtt := time.Duration(transit) * time.Microsecond
 		r.rtt.add(rtt)
 		r.rttMax = max(r.rttMax, rtt)
-		transit := nowUs - sentUs
 		if r.havePrev {
 			d := transit - r.prevTransit
 			if d < 0 {
@@ -317,7 +398,12 @@ func (c *call) onPacket(b []byte, now time.Time) {
 		return
 	}
 	r.other++
-	if c.toneFrom.Load() >= 0 && pt == 0 && isTone(payload, c.m.o.holdFreq) {
+	if c.toneFrom.Load() < 0 || pt != 0 {
+		return
+	}
+	r.pace.add(binary.BigEndian.Uint32(b[4:]), arrival)
+	// The tone check costs a Goertzel: enough frames prove it.
+	if r.tone < 4*minToneFrames && isTone(payload, c.m.o.holdFreq) {
 		r.tone++
 	}
 }
@@ -447,16 +533,23 @@ func (m *media) upCount() int {
 }
 
 // holdHalf holds every other call (in bridge mode: one leg of every other
-// pair) through the API. Each party that then should hear the hold tone
-// (the held call's; in a bridge also its partner's) notes its source's
-// counter when the request went out and when it returned.
-func (m *media) holdHalf(ctx context.Context, api *apiClient) (requested, failed int, took time.Duration) {
+// pair; with all, every call and one leg of every pair) through the API.
+// Each party that then should hear the hold tone (the held call's; in a
+// bridge also its partner's) notes its source's counter when the request
+// went out and when it returned. With all, a held party then stops
+// sending, as a phone that answered recvonly does, so that uad only paces
+// hold tones.
+func (m *media) holdHalf(ctx context.Context, api *apiClient, all bool) (requested, failed int, took time.Duration) {
+	every := 2
+	if all {
+		every = 1
+	}
 	var targets []*call
 	for _, c := range m.calls {
 		if !c.active.Load() || c.uadID == "" {
 			continue
 		}
-		if c.src == c.idx && c.idx%2 == 0 || c.src != c.idx && c.idx%4 == 0 {
+		if c.src == c.idx && c.idx%every == 0 || c.src != c.idx && c.idx%(2*every) == 0 {
 			targets = append(targets, c)
 		}
 	}
@@ -484,6 +577,11 @@ func (m *media) holdHalf(ctx context.Context, api *apiClient) (requested, failed
 		for _, p := range parties {
 			p.toneDone.Store(int64(m.calls[p.src].sent.Load()))
 		}
+		if all {
+			for _, p := range parties {
+				p.active.Store(false)
+			}
+		}
 	})
 	return len(targets), int(failN.get()), time.Since(start)
 }
@@ -495,25 +593,25 @@ func (m *media) collect(r *report) {
 	r.ticks, r.late, r.lateMax = m.ticks, m.late, m.lateMax
 	m.lateMu.Unlock()
 	// Stop the readers first: their state is then stable.
-	for _, c := range m.calls {
-		c.conn.Close()
-	}
-	m.readers.Wait()
+	m.closeSockets()
 	var jit []float64
 	for _, c := range m.calls {
-		if !c.active.Load() {
+		if c.remote.Load() == nil || m.o.bridge && c.src == c.idx {
 			continue
 		}
 		r.active++
 		src := m.calls[c.src]
 		sent := int64(src.sent.Load())
 		r.sent += int64(c.sent.Load())
+		r.sendFailed += c.sendFailed.Load()
 		want := sent
 		if tf := c.toneFrom.Load(); tf >= 0 {
 			want = max(tf-holdGuard, 0)
 		}
 		rx := &c.rx
 		got := rx.receivedBelow(want)
+		// What the kernel refused to send never reached uad.
+		want -= min(src.sendFailed.Load(), want-got)
 		r.want += want
 		r.got += got
 		r.dups += rx.dups
@@ -532,6 +630,7 @@ func (m *media) collect(r *report) {
 		}
 		if c.toneFrom.Load() >= 0 && !c.holdFailed.Load() {
 			r.heldParties++
+			r.pace.merge(&rx.pace)
 			if rx.tone >= minToneFrames && rx.leaked == 0 {
 				r.heldOK++
 			} else if len(r.heldBad) < 5 {

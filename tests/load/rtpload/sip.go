@@ -197,7 +197,7 @@ func (u *uac) setup(ctx context.Context, c *call, m *media, timeout time.Duratio
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	t0 := time.Now()
-	body := sdpOffer(m.ip, c.port, "sendrecv")
+	body := sdpOffer(c.ip, c.port, "sendrecv")
 	dlg, err := u.dua.Invite(ctx, u.target, body, sip.NewHeader("Content-Type", "application/sdp"))
 	if err != nil {
 		return 0, fmt.Errorf("INVITE: %w", err)
@@ -225,7 +225,9 @@ func (u *uac) setup(ctx context.Context, c *call, m *media, timeout time.Duratio
 	u.mu.Lock()
 	u.byCID[c.sipCallID] = c
 	u.mu.Unlock()
-	c.setRemote(remote)
+	if err := c.setRemote(remote); err != nil {
+		return 0, fmt.Errorf("uad's RTP address %v: %w", remote, err)
+	}
 	return lat, nil
 }
 
@@ -249,7 +251,7 @@ func (u *uac) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 		answer = "sendrecv"
 	}
 	c.reinvites.Add(1)
-	res := sip.NewResponseFromRequest(req, 200, "OK", sdpOffer(c.m.ip, c.port, answer))
+	res := sip.NewResponseFromRequest(req, 200, "OK", sdpOffer(c.ip, c.port, answer))
 	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	res.AppendHeader(u.contact.Clone())
 	_ = tx.Respond(res)
