@@ -26,6 +26,9 @@ type MetricsConfig struct {
 	Calls   func() []dialog.CallInfo // the calls the API lists (up, and ended recently)
 	// SIP requests the listeners' guard refused; nil when there is none.
 	SIPRefused func() sip.GuardCounts
+	// The SIP receive path: stateless OPTIONS, TCP and TLS connections; nil
+	// when there is no endpoint.
+	SIPTransport func() sip.TransportCounts
 	// Registration accounts; nil when there are none.
 	Accounts func() []Account
 	// RTP packets the media engine dropped for coming from an address other
@@ -241,6 +244,8 @@ type callCollector struct {
 	cfg MetricsConfig
 
 	active, holdTone, packets, bytes, refused, lost, account *prometheus.Desc
+	rateSources, rateEvicted, refusedSilent                  *prometheus.Desc
+	optionsStateless, tcpOpen, tcpRefused, tcpClosed         *prometheus.Desc
 
 	mu      sync.Mutex
 	seen    map[string]dialog.StreamStats // by call id + stream kind, as last seen
@@ -258,6 +263,14 @@ func newCallCollector(cfg MetricsConfig) *callCollector {
 		lost:     prometheus.NewDesc("uad_rtp_packets_lost_total", "RTP packets the peers sent that never arrived (RFC 3550), every call's streams.", nil, nil),
 		account:  prometheus.NewDesc("uad_account_registered", "1 while the account is registered, else 0.", []string{"account", "state"}, nil),
 		seen:     map[string]dialog.StreamStats{},
+
+		rateSources:      prometheus.NewDesc("uad_sip_rate_sources", "Source IPs whose request rate sip.rate_limit tracks now (at most sip.rate_sources).", nil, nil),
+		rateEvicted:      prometheus.NewDesc("uad_sip_rate_sources_evicted_total", "Tracked sources dropped to make room for new ones before they were idle long enough.", nil, nil),
+		refusedSilent:    prometheus.NewDesc("uad_sip_refused_unanswered_total", "Refused UDP requests left unanswered because refusal responses were over their own rate.", nil, nil),
+		optionsStateless: prometheus.NewDesc("uad_sip_options_stateless_total", "Out-of-dialog OPTIONS over UDP answered without a transaction (RFC 3261 §8.2.7).", nil, nil),
+		tcpOpen:          prometheus.NewDesc("uad_sip_tcp_connections", "TCP and TLS connections the SIP listeners hold open now.", nil, nil),
+		tcpRefused:       prometheus.NewDesc("uad_sip_tcp_refused_total", "TCP and TLS connections closed at accept, by the limit reached.", []string{"limit"}, nil),
+		tcpClosed:        prometheus.NewDesc("uad_sip_tcp_closed_total", "TCP and TLS connections uad closed, by reason: idle (sip.tcp_idle_timeout), slow (a message or TLS handshake over sip.tcp_message_timeout).", []string{"reason"}, nil),
 	}
 }
 
@@ -269,6 +282,13 @@ func (c *callCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.refused
 	ch <- c.lost
 	ch <- c.account
+	ch <- c.rateSources
+	ch <- c.rateEvicted
+	ch <- c.refusedSilent
+	ch <- c.optionsStateless
+	ch <- c.tcpOpen
+	ch <- c.tcpRefused
+	ch <- c.tcpClosed
 }
 
 func (c *callCollector) Collect(ch chan<- prometheus.Metric) {
@@ -307,6 +327,18 @@ func (c *callCollector) Collect(ch chan<- prometheus.Metric) {
 		r := c.cfg.SIPRefused()
 		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(r.NotAllowed), "not_allowed")
 		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(r.RateLimited), "rate_limited")
+		ch <- prometheus.MustNewConstMetric(c.refusedSilent, prometheus.CounterValue, float64(r.Unanswered))
+		ch <- prometheus.MustNewConstMetric(c.rateSources, prometheus.GaugeValue, float64(r.Sources))
+		ch <- prometheus.MustNewConstMetric(c.rateEvicted, prometheus.CounterValue, float64(r.Evicted))
+	}
+	if c.cfg.SIPTransport != nil {
+		t := c.cfg.SIPTransport()
+		ch <- prometheus.MustNewConstMetric(c.optionsStateless, prometheus.CounterValue, float64(t.OptionsAnswered))
+		ch <- prometheus.MustNewConstMetric(c.tcpOpen, prometheus.GaugeValue, float64(t.TCPOpen))
+		ch <- prometheus.MustNewConstMetric(c.tcpRefused, prometheus.CounterValue, float64(t.TCPRefusedLimit), "max_connections")
+		ch <- prometheus.MustNewConstMetric(c.tcpRefused, prometheus.CounterValue, float64(t.TCPRefusedSource), "max_per_source")
+		ch <- prometheus.MustNewConstMetric(c.tcpClosed, prometheus.CounterValue, float64(t.TCPClosedIdle), "idle")
+		ch <- prometheus.MustNewConstMetric(c.tcpClosed, prometheus.CounterValue, float64(t.TCPClosedSlow), "slow")
 	}
 }
 

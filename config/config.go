@@ -45,6 +45,13 @@ const (
 	DefaultBridgeLegEnd        = "keep"
 	DefaultVideo               = true
 	DefaultMaxCalls            = 0
+	DefaultRateSources         = 65536
+	DefaultUDPBuffer           = 4 << 20
+	DefaultUDPReaders          = 0
+	DefaultTCPMaxConnections   = 1024
+	DefaultTCPMaxPerSource     = 128
+	DefaultTCPIdleTimeout      = 120 * time.Second
+	DefaultTCPMessageTimeout   = 10 * time.Second
 	DefaultAccountExpires      = 300
 	DefaultAccountTransport    = "udp"
 	DefaultLogLevel            = "info"
@@ -114,13 +121,23 @@ type SIP struct {
 	// requests get (respond: 403/503, or drop: nothing).
 	Allow        []string       `yaml:"allow"`
 	AllowNets    []netip.Prefix `yaml:"-"`
-	RateLimit    int            `yaml:"rate_limit"` // requests per second per source IP; 0 = off
-	RateBurst    int            `yaml:"rate_burst"` // requests a source may send at once
-	Reject       string         `yaml:"reject"`     // respond | drop
+	RateLimit    int            `yaml:"rate_limit"`   // requests per second per source IP; 0 = off
+	RateBurst    int            `yaml:"rate_burst"`   // requests a source may send at once
+	RateSources  int            `yaml:"rate_sources"` // sources whose rate is tracked at most; the one idle longest gives way
+	Reject       string         `yaml:"reject"`       // respond | drop
 	IncomingAuth IncomingAuth   `yaml:"incoming_auth"`
 	TLSCert      string         `yaml:"tls_cert"`   // PEM certificate of tls:// listeners
 	TLSKey       string         `yaml:"tls_key"`    // its PEM key
 	TLSVerify    bool           `yaml:"tls_verify"` // verify peers of outgoing TLS
+	// The receive path: UDP socket buffers and read loops per UDP socket;
+	// TCP and TLS connections at once (in all, per source IP), and how long
+	// one may stay silent or take to deliver a message it began.
+	UDPBuffer         int      `yaml:"udp_buffer"`          // SO_RCVBUF and SO_SNDBUF in bytes, up to the kernel's maximum; 0 = the kernel's default
+	UDPReaders        int      `yaml:"udp_readers"`         // read loops per UDP socket; 0 = one per CPU (at least 2)
+	TCPMaxConnections int      `yaml:"tcp_max_connections"` // accepted connections at once; 0 = no limit
+	TCPMaxPerSource   int      `yaml:"tcp_max_per_source"`  // of them from one source IP; 0 = no limit
+	TCPIdleTimeout    Duration `yaml:"tcp_idle_timeout"`    // no byte either way this long closes a connection; 0 = never
+	TCPMessageTimeout Duration `yaml:"tcp_message_timeout"` // a message begun must be complete within this; 0 = no limit
 	// ShutdownGrace bounds SIGTERM: new INVITEs and OPTIONS get 503, calls
 	// are hung up and accounts unregistered within it.
 	ShutdownGrace Duration `yaml:"shutdown_grace"`

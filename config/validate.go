@@ -123,7 +123,28 @@ func (d *decoder) validateSIP(s *SIP) {
 	if s.RateBurst < 0 {
 		d.check("sip.rate_burst", errors.New("must not be negative"))
 	}
+	if s.RateSources < 1 || s.RateSources > maxRateSources {
+		d.check("sip.rate_sources", fmt.Errorf("%d: want 1 to %d", s.RateSources, maxRateSources))
+	}
 	d.checkEnum("sip.reject", s.Reject, "respond", "drop")
+	if s.UDPBuffer < 0 || s.UDPBuffer > maxUDPBuffer {
+		d.check("sip.udp_buffer", fmt.Errorf("%d: want 0 to %d bytes (0 = the kernel's default)", s.UDPBuffer, maxUDPBuffer))
+	}
+	if s.UDPReaders < 0 || s.UDPReaders > maxUDPReaders {
+		d.check("sip.udp_readers", fmt.Errorf("%d: want 0 to %d (0 = one per CPU)", s.UDPReaders, maxUDPReaders))
+	}
+	if s.TCPMaxConnections < 0 {
+		d.check("sip.tcp_max_connections", errors.New("must not be negative (0 = no limit)"))
+	}
+	if s.TCPMaxPerSource < 0 {
+		d.check("sip.tcp_max_per_source", errors.New("must not be negative (0 = no limit)"))
+	}
+	if s.TCPIdleTimeout < 0 {
+		d.check("sip.tcp_idle_timeout", errors.New("must not be negative (0s = never)"))
+	}
+	if s.TCPMessageTimeout < 0 {
+		d.check("sip.tcp_message_timeout", errors.New("must not be negative (0s = no limit)"))
+	}
 	if s.ShutdownGrace <= 0 {
 		d.check("sip.shutdown_grace", errors.New("must be greater than 0"))
 	}
@@ -149,6 +170,15 @@ func (d *decoder) validateSIP(s *SIP) {
 		d.check("sip.session_expires", fmt.Errorf("%v is below the minimum of %v (RFC 4028)", s.SessionExpires, MinSessionExpires))
 	}
 }
+
+// Bounds of the receive path's settings: a buffer beyond 1 GiB, hundreds of
+// read loops on one socket or state for millions of sources is a typo, not
+// a setting.
+const (
+	maxUDPBuffer   = 1 << 30
+	maxUDPReaders  = 256
+	maxRateSources = 1 << 24
+)
 
 // parseListener parses a sip.listen entry, "udp|tcp|tls://IP:PORT".
 func parseListener(raw string) (Listener, error) {

@@ -48,6 +48,12 @@ type Config struct {
 	// Recovered is told of each panic recovered while handling a request;
 	// nil = nobody counts them.
 	Recovered func(where string)
+	// The receive path: UDP socket buffer size in bytes (0 = the kernel's
+	// default), read loops per UDP socket (0 = one per CPU, at least 2),
+	// and the limits of TCP and TLS connections.
+	UDPBuffer  int
+	UDPReaders int
+	TCP        ConnLimits
 }
 
 // largeRequest is the size above which a request goes over a
@@ -90,6 +96,10 @@ type Endpoint struct {
 	draining atomic.Bool
 	closers  []func() error // the listening sockets, in Serve's order
 	stopped  chan Listener  // a listener that stopped serving (tests watch it)
+
+	udp              udpSockets   // for the read filter's stateless responses
+	conns            *connTracker // TCP and TLS connections open
+	statelessOptions atomic.Uint64
 }
 
 // T1 is the RTT estimate all SIP timers derive from.
@@ -116,11 +126,17 @@ func NewEndpoint(log zerolog.Logger, cfg Config, h Handler) (*Endpoint, error) {
 			gosip.SIPDebugTracer(tracer{log})
 		}
 	})
+	e := &Endpoint{log: log, cfg: cfg, handler: h, dialogs: map[string]DialogOwner{},
+		stopped: make(chan Listener, 8), conns: newConnTracker(cfg.TCP, log)}
+	if cfg.Guard != nil {
+		cfg.Guard.log = log
+	}
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(cfg.UserAgent),
 		sipgo.WithUserAgenTLSConfig(cfg.ClientTLS),
 		sipgo.WithUserAgentTransactionLayerOptions(gosip.WithTransactionLayerLogger(slogger)),
-		sipgo.WithUserAgentTransportLayerOptions(gosip.WithTransportLayerLogger(slogger)),
+		sipgo.WithUserAgentTransportLayerOptions(gosip.WithTransportLayerLogger(slogger),
+			gosip.WithTransportLayerReadFilter(e.readFilter)),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("sipgo.NewUA: %w", err)
@@ -133,8 +149,7 @@ func NewEndpoint(log zerolog.Logger, cfg Config, h Handler) (*Endpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sipgo.NewClient: %w", err)
 	}
-	e := &Endpoint{log: log, cfg: cfg, ua: ua, srv: srv, cli: cli, handler: h, dialogs: map[string]DialogOwner{},
-		stopped: make(chan Listener, 8)}
+	e.ua, e.srv, e.cli = ua, srv, cli
 	for _, m := range routedMethods {
 		srv.OnRequest(m, e.safe(e.handlerFor(m)))
 	}
@@ -209,26 +224,29 @@ func (e *Endpoint) Serve(ctx context.Context) error {
 		var closer func() error
 		switch l.Network {
 		case "udp":
-			conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(l.Addr))
+			conn, err := e.listenUDP(l)
 			if err != nil {
 				return fmt.Errorf("listen udp %s: %w", l.Addr, err)
 			}
-			serve, closer = func() error { return e.srv.ServeUDP(conn) }, conn.Close
+			serve, closer = func() error { return e.serveUDP(conn) }, conn.Close
 		case "tcp":
 			ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(l.Addr))
 			if err != nil {
 				return fmt.Errorf("listen tcp %s: %w", l.Addr, err)
 			}
-			serve, closer = func() error { return e.srv.ServeTCP(ln) }, ln.Close
+			gl := e.guardListener(ln, "tcp", nil)
+			serve, closer = func() error { return e.srv.ServeTCP(gl) }, ln.Close
 		case "tls":
 			if e.cfg.ServerTLS == nil {
 				return fmt.Errorf("listen tls %s: no certificate", l.Addr)
 			}
-			ln, err := tls.Listen("tcp", l.Addr.String(), e.cfg.ServerTLS)
+			ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(l.Addr))
 			if err != nil {
 				return fmt.Errorf("listen tls %s: %w", l.Addr, err)
 			}
-			serve, closer = func() error { return e.srv.ServeTLS(ln) }, ln.Close
+			// The limits count TCP connections; TLS runs inside them.
+			gl := e.guardListener(ln, "tls", e.cfg.ServerTLS)
+			serve, closer = func() error { return e.srv.ServeTLS(gl) }, ln.Close
 		default:
 			return fmt.Errorf("listen %s: transport %q not supported", l.Addr, l.Network)
 		}
@@ -248,6 +266,9 @@ func (e *Endpoint) Serve(ctx context.Context) error {
 			}
 		}()
 		go func() { <-ctx.Done(); closer() }()
+	}
+	if g := e.cfg.Guard; g != nil && g.RateLimit > 0 {
+		go g.sweepEvery(ctx, 10*time.Second)
 	}
 	return nil
 }
@@ -336,6 +357,18 @@ func (e *Endpoint) valid(req *gosip.Request, tx gosip.ServerTransaction) bool {
 	if !e.admit(req, tx) {
 		return false
 	}
+	missing := missingHeaders(req)
+	if len(missing) == 0 {
+		return true
+	}
+	if !req.IsAck() {
+		e.reply(tx, req, 400, "Bad Request - missing "+strings.Join(missing, ", "), nil)
+	}
+	return false
+}
+
+// missingHeaders names the headers every request needs that req lacks.
+func missingHeaders(req *gosip.Request) []string {
 	var missing []string
 	if req.From() == nil {
 		missing = append(missing, "From")
@@ -352,13 +385,7 @@ func (e *Endpoint) valid(req *gosip.Request, tx gosip.ServerTransaction) bool {
 	if len(missing) == 0 && !strings.EqualFold(string(req.CSeq().MethodName), string(req.Method)) {
 		missing = append(missing, "CSeq method matching the request")
 	}
-	if len(missing) == 0 {
-		return true
-	}
-	if !req.IsAck() {
-		e.reply(tx, req, 400, "Bad Request - missing "+strings.Join(missing, ", "), nil)
-	}
-	return false
+	return missing
 }
 
 // Supported lists the option tags uad implements (RFC 3261 §19.2):

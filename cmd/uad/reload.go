@@ -72,7 +72,18 @@ var fixedKeys = []struct {
 	}},
 	{"sip.rate_limit", func(n, c *config.Config) bool { return keep(&n.SIP.RateLimit, c.SIP.RateLimit) }},
 	{"sip.rate_burst", func(n, c *config.Config) bool { return keep(&n.SIP.RateBurst, c.SIP.RateBurst) }},
+	{"sip.rate_sources", func(n, c *config.Config) bool { return keep(&n.SIP.RateSources, c.SIP.RateSources) }},
 	{"sip.reject", func(n, c *config.Config) bool { return keep(&n.SIP.Reject, c.SIP.Reject) }},
+	{"sip.udp_buffer", func(n, c *config.Config) bool { return keep(&n.SIP.UDPBuffer, c.SIP.UDPBuffer) }},
+	{"sip.udp_readers", func(n, c *config.Config) bool { return keep(&n.SIP.UDPReaders, c.SIP.UDPReaders) }},
+	{"sip.tcp_max_connections", func(n, c *config.Config) bool {
+		return keep(&n.SIP.TCPMaxConnections, c.SIP.TCPMaxConnections)
+	}},
+	{"sip.tcp_max_per_source", func(n, c *config.Config) bool { return keep(&n.SIP.TCPMaxPerSource, c.SIP.TCPMaxPerSource) }},
+	{"sip.tcp_idle_timeout", func(n, c *config.Config) bool { return keep(&n.SIP.TCPIdleTimeout, c.SIP.TCPIdleTimeout) }},
+	{"sip.tcp_message_timeout", func(n, c *config.Config) bool {
+		return keep(&n.SIP.TCPMessageTimeout, c.SIP.TCPMessageTimeout)
+	}},
 	{"sip.tls_cert", func(n, c *config.Config) bool { return keep(&n.SIP.TLSCert, c.SIP.TLSCert) }},
 	{"sip.tls_key", func(n, c *config.Config) bool { return keep(&n.SIP.TLSKey, c.SIP.TLSKey) }},
 	{"sip.tls_verify", func(n, c *config.Config) bool { return keep(&n.SIP.TLSVerify, c.SIP.TLSVerify) }},

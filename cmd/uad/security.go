@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	gosip "github.com/emiago/sipgo/sip"
 	"github.com/rs/zerolog"
@@ -70,10 +71,21 @@ func incomingAuth(cfg *config.Config) (*sip.Challenger, error) {
 // sipGuard is the allow-list and rate limit of the SIP listeners.
 func sipGuard(cfg *config.Config) *sip.Guard {
 	return &sip.Guard{
-		Allow:     cfg.SIP.AllowNets,
-		RateLimit: cfg.SIP.RateLimit,
-		RateBurst: cfg.SIP.RateBurst,
-		Drop:      cfg.SIP.Reject == "drop",
+		Allow:      cfg.SIP.AllowNets,
+		RateLimit:  cfg.SIP.RateLimit,
+		RateBurst:  cfg.SIP.RateBurst,
+		MaxSources: cfg.SIP.RateSources,
+		Drop:       cfg.SIP.Reject == "drop",
+	}
+}
+
+// connLimits bound the TCP and TLS connections the SIP listeners accept.
+func connLimits(cfg *config.Config) sip.ConnLimits {
+	return sip.ConnLimits{
+		MaxConns:       cfg.SIP.TCPMaxConnections,
+		MaxPerSource:   cfg.SIP.TCPMaxPerSource,
+		IdleTimeout:    time.Duration(cfg.SIP.TCPIdleTimeout),
+		MessageTimeout: time.Duration(cfg.SIP.TCPMessageTimeout),
 	}
 }
 
