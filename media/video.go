@@ -31,7 +31,9 @@ func isVideoCodec(f Format) bool {
 func AnswerVideo(offered []Format) []Format {
 	var out []Format
 	for _, f := range offered {
-		if isVideoCodec(f) {
+		if isVideoCodec(f) && sameCodec(f, f) {
+			// sameCodec(f, f) is false for an H.264 format whose
+			// profile-level-id uad cannot read: it could never match.
 			out = append(out, f)
 		}
 	}

@@ -173,3 +173,21 @@ func TestSameCodecH264Levels(t *testing.T) {
 		}
 	}
 }
+
+// An H.264 format whose profile-level-id cannot be read could never match
+// anything, so it is left out of the answer rather than answered and then
+// refused (RFC 6184 §8.2.2).
+func TestAnswerVideoSkipsUnreadableH264(t *testing.T) {
+	offered := []Format{
+		{PT: 97, Name: "h264", Rate: 90000, Fmtp: "profile-level-id=0"},
+		{PT: 98, Name: "H264", Rate: 90000, Fmtp: "profile-level-id=42e01f;packetization-mode=1"},
+		{PT: 100, Name: "VP8", Rate: 90000},
+	}
+	got := AnswerVideo(offered)
+	if len(got) != 2 || got[0].PT != 98 || got[1].PT != 100 {
+		t.Fatalf("AnswerVideo = %v, want PT 98 and 100", got)
+	}
+	if _, err := NegotiateVideo(&LocalStream{Kind: "video", Formats: got}, &RemoteStream{Kind: "video", Formats: offered}); err != nil {
+		t.Errorf("the answer does not negotiate: %v", err)
+	}
+}
