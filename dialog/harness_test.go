@@ -52,7 +52,10 @@ func newFakeSig() *fakeSig {
 	return &fakeSig{sent: make(chan *sent, 64), owners: map[string]sip.DialogOwner{}}
 }
 
-func (f *fakeSig) Contact(user, network string) gosip.Uri {
+func (f *fakeSig) Contact(user, network string, peer netip.Addr) gosip.Uri {
+	if peer.Is6() {
+		return gosip.Uri{Scheme: "sip", User: user, Host: "[2001:db8::1]", Port: 5060}
+	}
 	return gosip.Uri{Scheme: "sip", User: user, Host: "192.0.2.1", Port: 5060}
 }
 func (f *fakeSig) UserAgent() string                   { return "uad-test" }
@@ -301,7 +304,8 @@ type fakeMedia struct {
 	bridged [][2]Stream
 }
 
-func (m *fakeMedia) NewStream(video, relay bool) (Stream, error) {
+func (m *fakeMedia) NewStream(bind netip.Addr, video bool, relayTo netip.Addr) (Stream, error) {
+	relay := relayTo.IsValid()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.full {

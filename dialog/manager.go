@@ -31,11 +31,15 @@ import (
 
 // Config is what the call layer needs from the daemon's configuration.
 type Config struct {
-	AutoAnswer     bool
-	Media          MediaSpec   // default media of a call
-	Laws           []media.Law // codecs in order of preference
-	Identity       gosip.Uri   // From of outgoing calls
-	MediaAddr      netip.Addr  // address written in c=
+	AutoAnswer bool
+	Media      MediaSpec   // default media of a call
+	Laws       []media.Law // codecs in order of preference
+	Identity   gosip.Uri   // From of outgoing calls
+	MediaAddr  netip.Addr  // address written in c= when MediaAddrs is empty
+	// MediaAddrs: one media address per family uad has RTP in; a call takes
+	// the one of its signalling's family (or of the peer's offer), else the
+	// first. An offer of a family not listed is declined with 488.
+	MediaAddrs     []MediaAddr
 	RTPTimeout     time.Duration
 	RTPHoldTimeout time.Duration
 	RTPLatching    bool // follow a NAT'd peer's RTP source (media.rtp_latching)
@@ -333,12 +337,17 @@ func (m *Manager) Place(ctx context.Context, req PlaceRequest) (CallInfo, error)
 	if cfg.MaxCalls > 0 && m.Active() >= cfg.MaxCalls {
 		return CallInfo{}, &StateError{Msg: fmt.Sprintf("the limit of %d concurrent calls is reached", cfg.MaxCalls)}
 	}
-	c, err := newCall(m, "outbound", spec)
+	var routes []string
+	if account != nil && account.OutboundProxy != nil {
+		routes = append(routes, account.OutboundProxy.Host)
+	}
+	peer := signallingPeer(target.Host, routes)
+	c, err := newCall(m, "outbound", spec, cfg.mediaFor(peer))
 	if err != nil {
 		return CallInfo{}, err
 	}
 	if req.Video {
-		if c.offeredVideo, err = m.med.NewStream(true, spec.Mode == MediaRelay); err != nil {
+		if c.offeredVideo, err = c.newStream(true); err != nil {
 			m.discard(c)
 			return CallInfo{}, ErrNoMediaPorts
 		}
@@ -349,7 +358,7 @@ func (m *Manager) Place(ctx context.Context, req PlaceRequest) (CallInfo, error)
 		from = account.AOR
 		c.account = account
 	}
-	c.dlg = sip.NewUACDialog(target, from, transport, m.sig.Contact(from.User, transport), m.sig.UserAgent())
+	c.dlg = sip.NewUACDialog(target, from, transport, m.sig.Contact(from.User, transport, peer), m.sig.UserAgent())
 	c.dialect = cfg.holdDialect(target.Host)
 	if account != nil {
 		if account.HoldDialect != "" {
@@ -413,13 +422,27 @@ func (m *Manager) HandleInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 			return
 		}
 	}
-	c, err := newCall(m, "inbound", cfg.Media)
+	source, _ := netip.ParseAddrPort(req.Source())
+	maddr := cfg.mediaFor(source.Addr())
+	if offer != nil {
+		if want := offerFamily(offer, cfg.Laws); want.IsValid() {
+			var ok bool
+			if maddr, ok = cfg.mediaOf(want); !ok {
+				err := &FamilyError{Want: want, Have: cfg.mediaAddrs()[0].Advertise}
+				m.log.Warn().Str("sip_call_id", req.CallID().Value()).Str("offer", want.String()).
+					Msgf("incoming call declined: the offer asks for %s media and uad has no %s media address (media.bind, media.advertise, sip.listen)", familyName(want), familyName(want))
+				reply(488, "Not Acceptable Here", warning(err.Error()))
+				return
+			}
+		}
+	}
+	c, err := newCall(m, "inbound", cfg.Media, maddr)
 	if err != nil {
 		m.log.Warn().Err(err).Str("sip_call_id", req.CallID().Value()).Msg("incoming call refused")
 		reply(503, "Service Unavailable", warning(err.Error()))
 		return
 	}
-	dlg, err := sip.NewUASDialog(req, m.sig.Contact("uad", req.Transport()), m.sig.UserAgent())
+	dlg, err := sip.NewUASDialog(req, m.sig.Contact("uad", req.Transport(), source.Addr()), m.sig.UserAgent())
 	if err != nil {
 		m.discard(c)
 		reply(400, "Bad Request", warning(err.Error()))
