@@ -78,7 +78,7 @@ func rtpPacket(seq uint16) []byte {
 // another IPv6 source, latches onto an IPv6 peer, and takes its ports from
 // the same range as IPv4 streams.
 func TestStreamIPv6(t *testing.T) {
-	e := newTestEngine(t, 32700, 32705) // three pairs, shared by both families
+	e := newTestEngine(t, 33200, 33205) // three pairs, shared by both families
 	v4, err := e.NewStream(false, false)
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +89,7 @@ func TestStreamIPv6(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !s.LocalAddr().Addr().Is6() || s.LocalAddr().Port() < 32700 || s.LocalAddr().Port() > 32705 {
+		if !s.LocalAddr().Addr().Is6() || s.LocalAddr().Port() < 33200 || s.LocalAddr().Port() > 33205 {
 			t.Fatalf("IPv6 stream on %s, want ::1 in the engine's port range", s.LocalAddr())
 		}
 		peer, stranger := peerSocket6(t), peerSocket6(t)
@@ -137,7 +137,7 @@ func TestStreamIPv6(t *testing.T) {
 // [::1]. The sockets facing the endpoint bind in its family, and RTP goes
 // through both ways.
 func TestRelayIPv6Endpoint(t *testing.T) {
-	e := newTestEngine(t, 32710, 32719)
+	e := newTestEngine(t, 33210, 33219)
 	endpoint := peerSocket6(t)
 	endpointAddr := endpoint.LocalAddr().(*net.UDPAddr).AddrPort()
 	s, err := e.NewStreamOn(netip.MustParseAddr("127.0.0.1"), endpointAddr.Addr(), false)
