@@ -1764,7 +1764,7 @@ type BaresipResponse struct {
 type Baresip struct {
 	t        testing.TB
 	User     string
-	SIPPort  int // UDP and TCP (baresip also takes SIPPort+1 for TLS)
+	SIPPort  int    // UDP and TCP (baresip also takes SIPPort+1 for TLS)
 	Host     string // the address it listens on: 127.0.0.1, or ::1 with IPv6
 	CtrlPort int
 	Dir      string
