@@ -99,3 +99,43 @@ func TestRouteDestinationIPv6(t *testing.T) {
 		t.Errorf("URIHost = %s", got)
 	}
 }
+
+// Record-Route and Contact with IPv6 literals: the in-dialog request goes
+// to the first route (a destination net.Dial takes), keeps every Route in
+// brackets, and targets the peer's bracketed Contact (RFC 3261 §12.2.1.1).
+func TestDialogRoutesIPv6(t *testing.T) {
+	raw := "INVITE sip:uad@[::1]:5060 SIP/2.0\r\n" +
+		"Via: SIP/2.0/UDP [2001:db8::9]:5070;branch=z9hG4bK-p1\r\n" +
+		"Via: SIP/2.0/UDP [2001:db8::7]:5062;branch=z9hG4bK-a1\r\n" +
+		"Record-Route: <sip:[2001:db8::9]:5070;lr>, <sip:192.0.2.5;lr>\r\n" +
+		"From: <sip:alice@[2001:db8::7]>;tag=a\r\nTo: <sip:uad@[::1]>\r\nCall-ID: rr6\r\nCSeq: 1 INVITE\r\n" +
+		"Contact: <sip:alice@[2001:db8::7]:5062>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+	msg, err := gosip.ParseMessage([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := msg.(*gosip.Request)
+	inv.SetTransport("UDP")
+	d, err := NewUASDialog(inv, gosip.Uri{Scheme: "sip", User: "uad", Host: URIHost("::1"), Port: 5060}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bye := d.NewRequest(gosip.BYE, nil)
+	if got := bye.Recipient.String(); got != "sip:alice@[2001:db8::7]:5062" {
+		t.Errorf("Request-URI %s, want the bracketed Contact", got)
+	}
+	if got := bye.Destination(); got != "[2001:db8::9]:5070" {
+		t.Errorf("destination %s, want the first route [2001:db8::9]:5070", got)
+	}
+	var routes []string
+	for _, h := range bye.GetHeaders("Route") {
+		routes = append(routes, h.Value())
+	}
+	if got := strings.Join(routes, ", "); got != "<sip:[2001:db8::9]:5070;lr>, <sip:192.0.2.5;lr>" {
+		t.Errorf("Route %s, want the Record-Route set in order, IPv6 in brackets", got)
+	}
+	res := d.Response(inv, 200, "OK", nil)
+	if ct := res.Contact(); ct == nil || ct.Address.String() != "sip:uad@[::1]:5060" {
+		t.Errorf("200 Contact %v, want <sip:uad@[::1]:5060>", ct)
+	}
+}
