@@ -179,3 +179,46 @@ func TestRelayBind(t *testing.T) {
 		}
 	}
 }
+
+// Forwarding to an IPv6 peer allocates nothing per packet, as to IPv4.
+func TestForwardIPv6AllocatesNothing(t *testing.T) {
+	e := newTestEngine(t, 33220, 33229)
+	s, err := e.NewStreamOn(loopback6, netip.Addr{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	peer := peerSocket6(t)
+	s.cfg = StreamConfig{Mode: ModeEcho, Params: pcmuParams(peer.LocalAddr().(*net.UDPAddr).AddrPort()), Send: true, Accept: true}
+	pkt := make([]byte, rtpHeaderLen+160)
+	conv := make([]byte, 1500)
+	hdr := rtp.Header{Version: 2, PayloadType: 8, SSRC: 1}
+	allocs := testing.AllocsPerRun(1000, func() {
+		hdr.SequenceNumber++
+		hdr.Timestamp += 160
+		s.forward(s.toPeer, s.cfg.Params.Remote, &hdr, pkt, rtpHeaderLen, conv, time.Now())
+	})
+	if allocs != 0 {
+		t.Errorf("forward to [::1] allocates %.1f times per packet", allocs)
+	}
+}
+
+func BenchmarkForwardPacketIPv6(b *testing.B) {
+	e := newTestEngine(b, 33230, 33239)
+	s, err := e.NewStreamOn(loopback6, netip.Addr{}, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	peer := peerSocket6(b)
+	s.cfg = StreamConfig{Mode: ModeEcho, Params: pcmuParams(peer.LocalAddr().(*net.UDPAddr).AddrPort()), Send: true, Accept: true}
+	hdr := rtp.Header{Version: 2, PayloadType: 0, SSRC: 1}
+	pkt := make([]byte, rtpHeaderLen+160)
+	conv := make([]byte, 1500)
+	b.ReportAllocs()
+	for b.Loop() {
+		hdr.SequenceNumber++
+		hdr.Timestamp += 160
+		s.forward(s.toPeer, s.cfg.Params.Remote, &hdr, pkt, rtpHeaderLen, conv, time.Now())
+	}
+}
