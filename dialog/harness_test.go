@@ -668,7 +668,17 @@ func (p *peer) ack(seq uint32, body string) {
 func (h *harness) incoming(offer string, extra string) (*peer, *gosip.Response) {
 	h.t.Helper()
 	p := &peer{h: h, callID: fmt.Sprintf("call-%d@%s", time.Now().UnixNano(), peerHost), contact: "sip:alice@" + peerHost + ":5060"}
+	return p, h.invite(p, "", offer, extra)
+}
+
+// invite sends p's INVITE (arriving from source, when set) and waits for
+// uad's final response, which it returns.
+func (h *harness) invite(p *peer, source, offer, extra string) *gosip.Response {
+	h.t.Helper()
 	req := p.request("INVITE", extra, offer)
+	if source != "" {
+		req.SetSource(source)
+	}
 	p.inviteReq = req
 	p.inviteTx = newFakeTx()
 	go h.m.HandleInvite(req, p.inviteTx)
@@ -679,7 +689,7 @@ func (h *harness) incoming(offer string, extra string) (*peer, *gosip.Response) 
 	if res.IsSuccess() {
 		p.call = h.callByCallID(p.callID)
 	}
-	return p, res
+	return res
 }
 
 // liveIncoming is an incoming call answered and ACKed: live, with the

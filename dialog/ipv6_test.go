@@ -34,18 +34,17 @@ func dualStack(c *Config) {
 func (h *harness) incomingFrom(source, offer string) (*peer, *gosip.Response) {
 	h.t.Helper()
 	p := &peer{h: h, callID: fmt.Sprintf("call-%d@v6", time.Now().UnixNano()), contact: "sip:alice@[" + peerHost6 + "]:5060"}
-	req := p.request("INVITE", "", offer)
-	req.SetSource(source)
-	p.inviteReq, p.inviteTx = req, newFakeTx()
-	go h.m.HandleInvite(req, p.inviteTx)
-	res := p.inviteTx.final(h.t)
-	if tag, ok := res.To().Params.Get("tag"); ok {
-		p.uadTag = tag
+	return p, h.invite(p, source, offer, "")
+}
+
+// harnessFor is a harness whose uad has media in IPv4 only, or with dual
+// in both families.
+func harnessFor(t *testing.T, dual bool) *harness {
+	t.Helper()
+	if dual {
+		return newHarness(t, dualStack)
 	}
-	if res.IsSuccess() {
-		p.call = h.callByCallID(p.callID)
-	}
-	return p, res
+	return newHarness(t, nil)
 }
 
 // The family decision of incoming calls: the offer's c= sets the call's
@@ -80,11 +79,7 @@ func TestIncomingFamily(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var edit func(*Config)
-			if tt.dual {
-				edit = dualStack
-			}
-			h := newHarness(t, edit)
+			h := harnessFor(t, tt.dual)
 			p, res := h.incomingFrom(tt.source, tt.offer)
 			if res.StatusCode != tt.status {
 				t.Fatalf("INVITE got %d %s, want %d", res.StatusCode, res.Reason, tt.status)
@@ -170,11 +165,7 @@ func TestOutgoingFamily(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var edit func(*Config)
-			if tt.dual {
-				edit = dualStack
-			}
-			h := newHarness(t, edit)
+			h := harnessFor(t, tt.dual)
 			info, err := h.m.Place(context.Background(), PlaceRequest{To: tt.to})
 			if err != nil {
 				t.Fatal(err)
