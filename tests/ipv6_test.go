@@ -256,9 +256,10 @@ func TestIPv6Baresip(t *testing.T) {
 	})
 }
 
-// rawPeer6 speaks SIP as text from a UDP socket on [::1], and reads what
-// comes back with sipgo's parser.
-type rawPeer6 struct {
+// rawPeer speaks SIP as text from a UDP socket on a loopback address (::1
+// or 127.0.0.1) to uad's listener of that address, and reads what comes
+// back with sipgo's parser.
+type rawPeer struct {
 	t    testing.TB
 	conn *net.UDPConn
 	uad  *net.UDPAddr
@@ -269,17 +270,23 @@ type rawPeer6 struct {
 	branch string
 }
 
-func newRawPeer6(t testing.TB, u *UAD) *rawPeer6 {
+func newRawPeer(t testing.TB, u *UAD, ip net.IP) *rawPeer {
 	t.Helper()
-	conn, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &rawPeer6{t: t, conn: conn, uad: &net.UDPAddr{IP: net.IPv6loopback, Port: u.SIPPort}, tag: fmt.Sprintf("raw%d", time.Now().UnixNano())}
+	return &rawPeer{t: t, conn: conn, uad: &net.UDPAddr{IP: ip, Port: u.SIPPort}, tag: fmt.Sprintf("raw%d", time.Now().UnixNano())}
 }
 
-func (p *rawPeer6) port() int { return p.conn.LocalAddr().(*net.UDPAddr).Port }
+// newRawPeer6 is a raw peer on [::1].
+func newRawPeer6(t testing.TB, u *UAD) *rawPeer { return newRawPeer(t, u, net.IPv6loopback) }
+
+func (p *rawPeer) port() int { return p.conn.LocalAddr().(*net.UDPAddr).Port }
+
+// hostPort is the peer's own address as SIP writes it ("[::1]:PORT").
+func (p *rawPeer) hostPort() string { return p.conn.LocalAddr().String() }
 
 // offer6 is an SDP offer with c=IN IP6 (or IN IP4, with ipv4) for an RTP port.
 func offer6(rtpPort int, ipv4 bool) string {
@@ -292,12 +299,12 @@ func offer6(rtpPort int, ipv4 bool) string {
 }
 
 // request sends a request of the dialog callID; toTag is uad's tag ("" before it has one).
-func (p *rawPeer6) request(method, callID, toTag, body string) string {
+func (p *rawPeer) request(method, callID, toTag, body string) string {
 	p.t.Helper()
 	if method != "ACK" {
 		p.cseq++
 	}
-	to := fmt.Sprintf("<sip:uad@[::1]:%d>", p.uad.Port)
+	to := fmt.Sprintf("<sip:uad@%s>", p.uad)
 	if toTag != "" {
 		to += ";tag=" + toTag
 	}
@@ -305,11 +312,11 @@ func (p *rawPeer6) request(method, callID, toTag, body string) string {
 	if p.branch != "" {
 		branch, p.branch = p.branch, ""
 	}
-	msg := fmt.Sprintf("%s sip:uad@[::1]:%d SIP/2.0\r\n"+
-		"Via: SIP/2.0/UDP [::1]:%d;branch=%s;rport\r\n"+
-		"From: <sip:raw@[::1]:%d>;tag=%s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: %d %s\r\n"+
-		"Contact: <sip:raw@[::1]:%d>\r\nMax-Forwards: 70\r\n",
-		method, p.uad.Port, p.port(), branch, p.port(), p.tag, to, callID, p.cseq, method, p.port())
+	msg := fmt.Sprintf("%s sip:uad@%s SIP/2.0\r\n"+
+		"Via: SIP/2.0/UDP %s;branch=%s;rport\r\n"+
+		"From: <sip:raw@%s>;tag=%s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: %d %s\r\n"+
+		"Contact: <sip:raw@%s>\r\nMax-Forwards: 70\r\n",
+		method, p.uad, p.hostPort(), branch, p.hostPort(), p.tag, to, callID, p.cseq, method, p.hostPort())
 	if body != "" {
 		msg += "Content-Type: application/sdp\r\n"
 	}
@@ -321,16 +328,16 @@ func (p *rawPeer6) request(method, callID, toTag, body string) string {
 }
 
 // read returns the next SIP message uad sends, raw and parsed.
-func (p *rawPeer6) read() (string, gosip.Message) {
+func (p *rawPeer) read() (string, gosip.Message) {
 	p.t.Helper()
 	buf := make([]byte, 65535)
 	p.conn.SetReadDeadline(time.Now().Add(sigTimeout))
 	n, from, err := p.conn.ReadFromUDP(buf)
 	if err != nil {
-		p.t.Fatalf("no SIP from uad over [::1]: %v", err)
+		p.t.Fatalf("no SIP from uad at %s: %v", p.uad, err)
 	}
-	if !from.IP.Equal(net.IPv6loopback) || from.Port != p.uad.Port {
-		p.t.Errorf("SIP came from %s, want uad's listener [::1]:%d", from, p.uad.Port)
+	if !from.IP.Equal(p.uad.IP) || from.Port != p.uad.Port {
+		p.t.Errorf("SIP came from %s, want uad's listener %s", from, p.uad)
 	}
 	msg, err := gosip.ParseMessage(buf[:n])
 	if err != nil {
@@ -340,7 +347,7 @@ func (p *rawPeer6) read() (string, gosip.Message) {
 }
 
 // final reads responses until a final one.
-func (p *rawPeer6) final() (string, *gosip.Response) {
+func (p *rawPeer) final() (string, *gosip.Response) {
 	p.t.Helper()
 	for {
 		raw, msg := p.read()
@@ -493,5 +500,29 @@ func TestIPv6OfferToIPv4OnlyUAD(t *testing.T) {
 		p.conn.WriteToUDP(buf.Bytes(), p.uad)
 	} else {
 		t.Errorf("want uad's BYE, got:\n%s", raw)
+	}
+}
+
+// sip.allow with an IPv6 network: an OPTIONS from ::1 is admitted and gets
+// uad's stateless 200 over IPv6 (our Via kept, received=::1 and rport
+// filled in); one from 127.0.0.1 is refused with 403 over IPv4.
+func TestIPv6AllowList(t *testing.T) {
+	t.Parallel()
+	u := startUAD6(t, UADOptions{Config: map[string]any{"sip.allow": []string{"::1/128"}}}, true)
+	v6 := newRawPeer6(t, u)
+	v6.request("OPTIONS", fmt.Sprintf("opt6-%d", time.Now().UnixNano()), "", "")
+	raw, res := v6.final()
+	if res.StatusCode != 200 {
+		t.Errorf("OPTIONS from ::1 got %d, want 200:\n%s", res.StatusCode, raw)
+	}
+	want := fmt.Sprintf("SIP/2.0/UDP [::1]:%d;branch=", v6.port())
+	if via := res.Via(); via == nil || !strings.HasPrefix(via.Value(), want) ||
+		!strings.Contains(via.Value(), fmt.Sprintf("rport=%d", v6.port())) || !strings.Contains(via.Value(), "received=::1") {
+		t.Errorf("Via %v, want %s... with rport=%d and received=::1", via, want, v6.port())
+	}
+	v4 := newRawPeer(t, u, net.IPv4(127, 0, 0, 1))
+	v4.request("OPTIONS", fmt.Sprintf("opt4-%d", time.Now().UnixNano()), "", "")
+	if raw, res := v4.final(); res.StatusCode != 403 {
+		t.Errorf("OPTIONS from 127.0.0.1, outside sip.allow ::1/128, got %d, want 403:\n%s", res.StatusCode, raw)
 	}
 }
