@@ -526,3 +526,34 @@ func TestIPv6AllowList(t *testing.T) {
 		t.Errorf("OPTIONS from 127.0.0.1, outside sip.allow ::1/128, got %d, want 403:\n%s", res.StatusCode, raw)
 	}
 }
+
+// uad calls uad over TLS on [::1] (sips:): the call connects with IPv6
+// media and hangs up.
+func TestIPv6TLS(t *testing.T) {
+	t.Parallel()
+	requireIPv6Loopback(t)
+	cert, key := selfSignedCert(t, t.TempDir())
+	start := func(name string) (*UAD, int) {
+		p := miscPorts.take(t, 2, true)
+		return startUAD6(t, UADOptions{Name: name, Config: map[string]any{
+			"sip.listen":     []string{fmt.Sprintf("udp://[::1]:%d", p), fmt.Sprintf("tls://[::1]:%d", p+1)},
+			"sip.tls_cert":   cert,
+			"sip.tls_key":    key,
+			"sip.tls_verify": false,
+		}}, false), p + 1
+	}
+	b, bTLS := start("B")
+	a, _ := start("A")
+	evA, evB := a.Events(), b.Events()
+	ca := a.PlaceCall(fmt.Sprintf("sips:b@[::1]:%d", bTLS), nil)
+	idB := waitBothConnected(t, evA, ca.ID, evB)
+	if !strings.Contains(b.Log(), "SIP/2.0/TLS [::1]:") {
+		t.Errorf("B's log shows no SIP/2.0/TLS [::1] Via: was the call not over TLS on IPv6?")
+	}
+	cb := b.Call(idB)
+	checkV6(t, "B's audio", cb.Audio.LocalRTP, cb.Audio.RemoteRTP)
+	a.Hangup(ca.ID)
+	if e := evB.WaitType(t, "call.ended", idB, sigTimeout); e.Reason != "remote" {
+		t.Errorf("B call.ended reason %q, want remote (A's BYE over TLS)", e.Reason)
+	}
+}
