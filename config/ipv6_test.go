@@ -33,6 +33,12 @@ func TestIPv6Listeners(t *testing.T) {
 		})
 	}
 
+	for _, media := range []string{"bind: \"::\"\n  advertise: 198.51.100.7", "bind: \"::1\"\n  advertise: \"2001:db8::1\""} {
+		if _, err := Parse("ok.yaml", []byte("media:\n  "+media+"\n")); err != nil {
+			t.Errorf("%s: %v", media, err)
+		}
+	}
+
 	yaml := "sip:\n  listen: [\"udp://127.0.0.1:5070\", \"udp://[::1]:5070\", \"tcp://[::1]:5070\", \"tcp://127.0.0.1:5070\"]\n" +
 		"media:\n  advertise: \"2001:db8::7\"\n"
 	cfg, err := Parse("v6.yaml", []byte(yaml))
@@ -66,6 +72,10 @@ func TestIPv6Errors(t *testing.T) {
 			`bad.yaml:2: media.bind: "[::1]": want an IP address without brackets, e.g. ::1`},
 		{"media advertise v6 with port", "media:\n  advertise: \"[::1]:4000\"\n",
 			`bad.yaml:2: media.advertise: "[::1]:4000": want an IP address without brackets, e.g. ::1`},
+		{"advertise of the other family", "media:\n  bind: 127.0.0.1\n  advertise: \"2001:db8::1\"\n",
+			`bad.yaml:3: media.advertise: "2001:db8::1" is IPv6 but media.bind "127.0.0.1" is IPv4: the RTP sockets cannot be reached there`},
+		{"IPv6 advertise on the IPv4 wildcard", "media:\n  bind: 0.0.0.0\n  advertise: \"2001:db8::1\"\n",
+			`bad.yaml:3: media.advertise: "2001:db8::1" is IPv6 but media.bind "0.0.0.0" is IPv4: the RTP sockets cannot be reached there`},
 		{"media bind not an address", "media:\n  bind: \"::1::2\"\n",
 			`bad.yaml:2: media.bind: "::1::2": want an IP address`},
 	}

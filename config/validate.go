@@ -337,6 +337,7 @@ func (d *decoder) validateMedia(m *Media) {
 	if m.Bind != "" {
 		d.check("media.bind", checkIP(m.Bind))
 	}
+	d.check("media.advertise", checkMediaFamilies(m.Bind, m.Advertise))
 	if len(m.Codecs) == 0 {
 		d.check("media.codecs", errors.New("at least one codec is required"))
 	}
@@ -382,6 +383,26 @@ func parsePortRange(s string) (first, last int, err error) {
 		return 0, 0, errors.New("the range must hold at least 2 ports")
 	}
 	return first, last, nil
+}
+
+// checkMediaFamilies refuses a media.advertise of another family than
+// media.bind: peers would send to an address the RTP sockets are not on.
+// The IPv6 wildcard takes IPv4 too.
+func checkMediaFamilies(bind, advertise string) error {
+	b, errB := netip.ParseAddr(bind)
+	a, errA := netip.ParseAddr(advertise)
+	if errB != nil || errA != nil || a.Unmap().Is4() == b.Unmap().Is4() || b == netip.IPv6Unspecified() {
+		return nil
+	}
+	return fmt.Errorf("%q is %s but media.bind %q is %s: the RTP sockets cannot be reached there",
+		advertise, ipFamily(a), bind, ipFamily(b))
+}
+
+func ipFamily(a netip.Addr) string {
+	if a.Unmap().Is4() {
+		return "IPv4"
+	}
+	return "IPv6"
 }
 
 // checkIP checks that s is an IP address.

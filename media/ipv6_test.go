@@ -179,3 +179,28 @@ func TestRelayBind(t *testing.T) {
 		}
 	}
 }
+
+// A stream bound to the IPv6 wildcard serves an IPv4 peer too: RTP from
+// it (seen as ::ffff:127.0.0.1) is the peer's, and the echo reaches it.
+func TestStreamDualStackWildcard(t *testing.T) {
+	e := newTestEngine(t, 33240, 33249)
+	s, err := e.NewStreamOn(netip.IPv6Unspecified(), netip.Addr{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, peer := range []*net.UDPConn{peerSocket(t), peerSocket6(t)} {
+		remote := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+		s.Configure(StreamConfig{Mode: ModeEcho, Params: pcmuParams(remote), Send: true, Accept: true})
+		strayBefore := e.StrayPackets()
+		ip := net.IPv6loopback // the wildcard socket, reached in the peer's family
+		if remote.Addr().Is4() {
+			ip = net.IPv4(127, 0, 0, 1)
+		}
+		peer.WriteToUDP(rtpPacket(1), &net.UDPAddr{IP: ip, Port: int(s.LocalAddr().Port())})
+		readRTP(t, peer)
+		if n := e.StrayPackets() - strayBefore; n != 0 {
+			t.Errorf("peer %s: %d packets taken for strays", remote, n)
+		}
+	}
+}

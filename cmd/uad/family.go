@@ -8,19 +8,18 @@ import (
 )
 
 // mediaAddrs are the media addresses calls choose from, one per address
-// family. media.bind (or else media.advertise) fixes a single one, so
-// every call has media of that family; without either, each family of
-// sip.listen gets the address of its first listener, and a call's media
-// follows the family of its signalling.
+// family. media.bind (or else media.advertise) fixes a single family (both
+// for a bind to "::", which takes IPv4 too), so every call has media of
+// it; without either, each family of sip.listen gets the address of its
+// first listener, and a call's media follows the family of its signalling.
 func mediaAddrs(cfg *config.Config) []dialog.MediaAddr {
 	bind, bindErr := netip.ParseAddr(cfg.Media.Bind)
 	advertise, advErr := netip.ParseAddr(cfg.Media.Advertise)
 	switch {
-	case bindErr == nil:
-		if advErr != nil {
-			advertise = reachable(bind)
-		}
+	case bindErr == nil && advErr == nil:
 		return []dialog.MediaAddr{{Bind: bind, Advertise: advertise}}
+	case bindErr == nil:
+		return onAddress(bind)
 	case advErr == nil:
 		bind = unspecified(advertise)
 		for _, l := range cfg.SIP.Listeners {
@@ -34,12 +33,27 @@ func mediaAddrs(cfg *config.Config) []dialog.MediaAddr {
 	var out []dialog.MediaAddr
 	seen := map[bool]bool{} // by Is4
 	for _, l := range cfg.SIP.Listeners {
-		if a := l.Addr.Addr().Unmap(); !seen[a.Is4()] {
-			seen[a.Is4()] = true
-			out = append(out, dialog.MediaAddr{Bind: a, Advertise: reachable(a)})
+		for _, m := range onAddress(l.Addr.Addr().Unmap()) {
+			if !seen[m.Advertise.Is4()] {
+				seen[m.Advertise.Is4()] = true
+				out = append(out, m)
+			}
 		}
 	}
 	return out
+}
+
+// onAddress is the media of sockets bound to a: one family, or both for
+// the IPv6 wildcard, whose sockets take IPv4 too (IPv4 first, as before
+// uad spoke IPv6).
+func onAddress(a netip.Addr) []dialog.MediaAddr {
+	if a == netip.IPv6Unspecified() {
+		return []dialog.MediaAddr{
+			{Bind: a, Advertise: netip.AddrFrom4([4]byte{127, 0, 0, 1})},
+			{Bind: a, Advertise: netip.IPv6Loopback()},
+		}
+	}
+	return []dialog.MediaAddr{{Bind: a, Advertise: reachable(a)}}
 }
 
 // reachable is the address to write in c= for sockets bound to a: a
