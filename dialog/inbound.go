@@ -2,6 +2,7 @@ package dialog
 
 import (
 	"errors"
+	"net/netip"
 	"time"
 
 	gosip "github.com/emiago/sipgo/sip"
@@ -51,7 +52,7 @@ func (c *Call) answer(spec *MediaSpec) error {
 			stream.OnDTMF(func(digit string) {
 				c.post(func() { c.emit("dtmf", map[string]any{"digit": digit}) })
 			})
-			c.info.Audio.LocalRTP = stream.LocalAddr().String()
+			c.info.Audio.LocalRTP = netip.AddrPortFrom(c.maddr.Advertise, stream.LocalAddr().Port()).String()
 		}
 		c.spec = *spec
 		c.info.Media = spec.Mode
