@@ -1,8 +1,11 @@
 package dialog
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
+
+	gosip "github.com/emiago/sipgo/sip"
 
 	"uad/media"
 	"uad/sip"
@@ -88,6 +91,17 @@ func checkFamily(rs *media.RemoteSession, have netip.Addr) error {
 		}
 	}
 	return nil
+}
+
+// sdpWarning is the Warning of a 488 refusing an SDP for err: 301
+// "Incompatible network address formats" (RFC 3261 §20.43) for a family
+// uad has no media in, else 399.
+func sdpWarning(err error) gosip.Header {
+	var family *FamilyError
+	if errors.As(err, &family) {
+		return warningCode(301, err.Error())
+	}
+	return warning(err.Error())
 }
 
 // parseRemote parses a peer SDP of this call and checks its family.

@@ -245,7 +245,7 @@ func (c *Call) onOffer(in incoming) bool {
 	}
 	sdp, err := c.parseRemote(req.Body())
 	if err != nil {
-		c.respond(tx, req, 488, "Not Acceptable Here", nil, warning(err.Error()))
+		c.respond(tx, req, 488, "Not Acceptable Here", nil, sdpWarning(err))
 		return false
 	}
 	if c.addsVideo(sdp) {

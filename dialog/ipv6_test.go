@@ -86,8 +86,8 @@ func TestIncomingFamily(t *testing.T) {
 			}
 			if tt.status == 488 {
 				w := res.GetHeader("Warning")
-				if w == nil || !strings.Contains(w.Value(), "IPv6 media") {
-					t.Errorf("488 Warning = %v, want one naming the IPv6 media uad lacks", w)
+				if w == nil || !strings.HasPrefix(w.Value(), "301 uad ") || !strings.Contains(w.Value(), "IPv6 media") {
+					t.Errorf("488 Warning = %v, want 301 (incompatible address formats) naming the IPv6 media uad lacks", w)
 				}
 				if n := h.m.Active(); n != 0 || len(h.med.streams) != 0 {
 					t.Errorf("after the 488: %d calls, %d streams opened; want none", n, len(h.med.streams))
@@ -121,8 +121,8 @@ func TestReofferOfOtherFamily(t *testing.T) {
 			if res.StatusCode != 488 {
 				t.Fatalf("%s with an IP6 offer got %d, want 488", method, res.StatusCode)
 			}
-			if w := res.GetHeader("Warning"); w == nil || !strings.Contains(w.Value(), "IPv6") {
-				t.Errorf("Warning = %v", w)
+			if w := res.GetHeader("Warning"); w == nil || !strings.HasPrefix(w.Value(), "301 uad ") || !strings.Contains(w.Value(), "IPv6") {
+				t.Errorf("Warning = %v, want 301 naming IPv6", w)
 			}
 			if method == "INVITE" {
 				p.ack(p.cseq, "")

@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -431,7 +432,7 @@ func (m *Manager) HandleInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 				err := &FamilyError{Want: want, Have: cfg.mediaAddrs()[0].Advertise}
 				m.log.Warn().Str("sip_call_id", req.CallID().Value()).Str("offer", want.String()).
 					Msgf("incoming call declined: the offer asks for %s media and uad has no %s media address (media.bind, media.advertise, sip.listen)", familyName(want), familyName(want))
-				reply(488, "Not Acceptable Here", warning(err.Error()))
+				reply(488, "Not Acceptable Here", sdpWarning(err))
 				return
 			}
 		}
@@ -607,9 +608,12 @@ func (m *Manager) Shutdown(ctx context.Context) {
 
 var errEnded = &StateError{Msg: "the call has ended"}
 
-func warning(text string) gosip.Header {
+func warning(text string) gosip.Header { return warningCode(399, text) }
+
+// warningCode is a Warning header (RFC 3261 §20.43) with a warn-code.
+func warningCode(code int, text string) gosip.Header {
 	text = strings.NewReplacer(`"`, `'`, "\r", " ", "\n", " ").Replace(text)
-	return gosip.NewHeader("Warning", `399 uad "`+text+`"`)
+	return gosip.NewHeader("Warning", strconv.Itoa(code)+` uad "`+text+`"`)
 }
 
 // checkHeaderValue refuses values that would break out of a SIP header.

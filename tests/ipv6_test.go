@@ -454,8 +454,8 @@ func TestIPv6OfferToIPv4OnlyUAD(t *testing.T) {
 	if res.StatusCode != 488 {
 		t.Fatalf("an IP6 offer to an IP4-only uad got %d, want 488:\n%s", res.StatusCode, raw)
 	}
-	if w := res.GetHeader("Warning"); w == nil || !strings.Contains(w.Value(), "IPv6") {
-		t.Errorf("488 Warning %v, want one naming IPv6", w)
+	if w := res.GetHeader("Warning"); w == nil || !strings.HasPrefix(w.Value(), "301 ") || !strings.Contains(w.Value(), "IPv6") {
+		t.Errorf("488 Warning %v, want 301 (incompatible network address formats, RFC 3261 §20.43) naming IPv6", w)
 	}
 	toTag, _ := res.To().Params.Get("tag")
 	p.branch = inviteBranch
