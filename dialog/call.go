@@ -38,10 +38,11 @@ type Call struct {
 	info    CallInfo // what the API sees, kept current by the loop
 	dlg     *sip.Dialog
 	spec    MediaSpec
-	maddr   MediaAddr // the address family and addresses of the call's RTP
-	dialect string    // hold offer form for this peer (calls.hold_dialect)
-	local   *media.LocalSession
-	remote  *media.RemoteSession
+	dialect string // hold offer form for this peer (calls.hold_dialect)
+	// maddr is the address family and addresses of the call's RTP.
+	maddr  MediaAddr
+	local  *media.LocalSession
+	remote *media.RemoteSession
 	// remoteIsAnswer: remote answered our offer (else it is the peer's offer).
 	remoteIsAnswer bool
 	audio          Stream

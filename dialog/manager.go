@@ -32,15 +32,12 @@ import (
 
 // Config is what the call layer needs from the daemon's configuration.
 type Config struct {
-	AutoAnswer bool
-	Media      MediaSpec   // default media of a call
-	Laws       []media.Law // codecs in order of preference
-	Identity   gosip.Uri   // From of outgoing calls
-	MediaAddr  netip.Addr  // address written in c= when MediaAddrs is empty
-	// MediaAddrs: one media address per family uad has RTP in; a call takes
-	// the one of its signalling's family (or of the peer's offer), else the
-	// first. An offer of a family not listed is declined with 488.
-	MediaAddrs     []MediaAddr
+	AutoAnswer     bool
+	Media          MediaSpec   // default media of a call
+	Laws           []media.Law // codecs in order of preference
+	Identity       gosip.Uri   // From of outgoing calls
+	MediaAddr      netip.Addr  // address written in c= when MediaAddrs is empty
+	MediaAddrs     []MediaAddr // one per family uad has RTP in; see mediaFor
 	RTPTimeout     time.Duration
 	RTPHoldTimeout time.Duration
 	RTPLatching    bool // follow a NAT'd peer's RTP source (media.rtp_latching)
