@@ -39,12 +39,11 @@ type Call struct {
 	dlg     *sip.Dialog
 	spec    MediaSpec
 	dialect string // hold offer form for this peer (calls.hold_dialect)
-	// maddr is the address family and addresses of the call's RTP.
-	maddr  MediaAddr
-	local  *media.LocalSession
-	remote *media.RemoteSession
+	local   *media.LocalSession
+	remote  *media.RemoteSession
 	// remoteIsAnswer: remote answered our offer (else it is the peer's offer).
 	remoteIsAnswer bool
+	maddr          MediaAddr // the address family and addresses of the call's RTP
 	audio          Stream
 	params         media.AudioParams
 	agreed         media.Direction // last agreed audio direction, our view
