@@ -183,7 +183,7 @@ func (e *Engine) NewStreamOn(bind, relayTo netip.Addr, video bool) (*Stream, err
 			e.ports.put(s.port)
 			return nil, err
 		}
-		s.relayLocal = netip.AddrPortFrom(relayBind, uint16(s.relayPort))
+		s.relayAddr = netip.AddrPortFrom(relayBind, uint16(s.relayPort))
 		s.toRelay = newSender(s.relayRTP, rate)
 		if video {
 			s.toRelay.sent = new(seqRing)

@@ -134,10 +134,10 @@ type Stream struct {
 	rtcp  *net.UDPConn
 	local netip.AddrPort
 
-	relayPort  int
-	relayLocal netip.AddrPort // relayPort on the address the relay sockets bind to
-	relayRTP   *net.UDPConn
-	relayRTCP  *net.UDPConn
+	relayPort int
+	relayAddr netip.AddrPort // relayPort on the address the relay sockets bind to
+	relayRTP  *net.UDPConn
+	relayRTCP *net.UDPConn
 
 	clip      *Clip // tone or hold tone, in the law sent
 	cursor    ClipCursor
@@ -170,7 +170,7 @@ func (s *Stream) RelayLocal() netip.AddrPort {
 	if s.relayRTP == nil {
 		return netip.AddrPort{}
 	}
-	return s.relayLocal
+	return s.relayAddr
 }
 
 // Configure applies a new desired behaviour. The sender is kept, so SSRC,
