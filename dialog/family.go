@@ -139,6 +139,14 @@ func relaySocketsChange(old, new MediaSpec) bool {
 	return a.IsValid() != b.IsValid() || a.IsValid() && a.Unmap().Is4() != b.Unmap().Is4()
 }
 
+// badContactHost refuses a Contact whose bracketed host is no IPv6
+// address (sipgo's parser takes anything in brackets): no request of the
+// dialog could reach it.
+func badContactHost(c *gosip.ContactHeader) error {
+	u := c.Address
+	return sip.CheckIPv6Reference(u.String(), &u)
+}
+
 // signallingPeer is the address of the next hop of an outgoing call (the
 // first route, else the target) when it is an IP literal.
 func signallingPeer(target string, routes []string) netip.Addr {

@@ -2,6 +2,7 @@ package dialog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -227,5 +228,45 @@ func TestCheckFamily(t *testing.T) {
 		if err := checkFamily(parse(tt.sdp), tt.have); (err == nil) != tt.ok {
 			t.Errorf("%s: checkFamily = %v, want ok=%v", tt.name, err, tt.ok)
 		}
+	}
+}
+
+// Malformed IPv6 targets and relay endpoints are request errors (the API's
+// 400), never calls.
+func TestBadIPv6Requests(t *testing.T) {
+	h := newHarness(t, dualStack)
+	for _, to := range []string{"sip:bob@[2001:db8::7", "sip:bob@[2001:db8::7]]:5060", "sip:bob@[::g]:5060", "sip:bob@[192.0.2.1]", "sip:bob@[::1]x"} {
+		_, err := h.m.Place(context.Background(), PlaceRequest{To: to})
+		var re *RequestError
+		if !errors.As(err, &re) {
+			t.Errorf("Place(%q) = %v, want a RequestError", to, err)
+		}
+	}
+	var spec MediaSpec
+	if err := spec.UnmarshalJSON([]byte(`{"relay": "::1:40000"}`)); err == nil {
+		t.Errorf("relay ::1:40000 without brackets was accepted as %v", spec.Relay)
+	}
+	if err := spec.UnmarshalJSON([]byte(`{"relay": "[::1]:40000"}`)); err != nil || spec.Relay.String() != "[::1]:40000" {
+		t.Errorf("relay [::1]:40000: %v, %v", spec.Relay, err)
+	}
+	if n := h.m.Active(); n != 0 || len(h.med.streams) != 0 {
+		t.Errorf("%d calls, %d streams after bad requests; want none", n, len(h.med.streams))
+	}
+}
+
+// An INVITE whose Contact has a bracketed host that is no IPv6 address
+// gets 400: no request of the dialog could reach the caller.
+func TestContactNotIPv6(t *testing.T) {
+	h := newHarness(t, dualStack)
+	p := &peer{h: h, callID: "bad-contact@v6", contact: "sip:alice@[::g]:5060"}
+	res := h.invite(p, "["+peerHost6+"]:5060", peerSDP6(1), "")
+	if res.StatusCode != 400 {
+		t.Fatalf("INVITE with Contact [::g] got %d, want 400", res.StatusCode)
+	}
+	if w := res.GetHeader("Warning"); w == nil || !strings.Contains(w.Value(), "[::g] is not an IPv6 address") {
+		t.Errorf("Warning %v", w)
+	}
+	if n := h.m.Active(); n != 0 {
+		t.Errorf("%d calls after the 400", n)
 	}
 }

@@ -308,6 +308,9 @@ func (m *Manager) Place(ctx context.Context, req PlaceRequest) (CallInfo, error)
 	if err := gosip.ParseUri(strings.TrimSpace(req.To), &target); err != nil || target.Host == "" {
 		return CallInfo{}, &RequestError{Msg: fmt.Sprintf("to: %q is not a SIP URI", req.To)}
 	}
+	if err := sip.CheckIPv6Reference(strings.TrimSpace(req.To), &target); err != nil {
+		return CallInfo{}, &RequestError{Msg: fmt.Sprintf("to: %q: %v", req.To, err)}
+	}
 	if target.Scheme != "sip" && target.Scheme != "sips" {
 		return CallInfo{}, &RequestError{Msg: fmt.Sprintf("to: scheme %q is not supported (use sip: or sips:)", target.Scheme)}
 	}
@@ -391,6 +394,9 @@ func (m *Manager) HandleInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 	case req.Contact() == nil:
 		// RFC 3261 §8.1.1.8: without it no request could reach the caller.
 		reply(400, "Bad Request", warning("INVITE has no Contact"))
+		return
+	case badContactHost(req.Contact()) != nil:
+		reply(400, "Bad Request", warning("Contact: "+badContactHost(req.Contact()).Error()))
 		return
 	case cfg.MaxCalls > 0 && m.Active() >= cfg.MaxCalls:
 		reply(503, "Service Unavailable", gosip.NewHeader("Retry-After", "5"))

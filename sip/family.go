@@ -1,9 +1,12 @@
 package sip
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
+
+	gosip "github.com/emiago/sipgo/sip"
 )
 
 // IPv6 literals: sipgo keeps a parsed URI host in brackets ("[::1]") and a
@@ -28,6 +31,28 @@ func HostAddr(host string) netip.Addr {
 		return netip.Addr{}
 	}
 	return a.Unmap()
+}
+
+// CheckIPv6Reference checks the IPv6 reference ("[...]") of a URI sipgo
+// parsed from raw: sipgo takes whatever stands in the brackets and drops
+// what follows the closing one up to the port, so "[::g]" and
+// "[::1]]:5060" pass its parser.
+func CheckIPv6Reference(raw string, u *gosip.Uri) error {
+	if !strings.HasPrefix(u.Host, "[") {
+		return nil
+	}
+	if a, err := netip.ParseAddr(strings.Trim(u.Host, "[]")); err != nil || !a.Is6() {
+		return fmt.Errorf("%s is not an IPv6 address", u.Host)
+	}
+	hostpart := raw[strings.IndexByte(raw, '@')+1:] // after the userinfo, if any
+	i := strings.Index(hostpart, u.Host)
+	if i < 0 {
+		return fmt.Errorf("%s is not the URI's host", u.Host)
+	}
+	if rest := hostpart[i+len(u.Host):]; rest != "" && !strings.ContainsRune(":;?>", rune(rest[0])) {
+		return fmt.Errorf("unexpected text after %s", u.Host)
+	}
+	return nil
 }
 
 // addrOf is the IP address of a "host:port" (or "[v6]:port") destination;

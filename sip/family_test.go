@@ -139,3 +139,25 @@ func TestDialogRoutesIPv6(t *testing.T) {
 		t.Errorf("200 Contact %v, want <sip:uad@[::1]:5060>", ct)
 	}
 }
+
+// What sipgo's URI parser lets through in brackets is refused here.
+func TestCheckIPv6Reference(t *testing.T) {
+	for raw, ok := range map[string]bool{
+		"sip:bob@[::1]:5062":                  true,
+		"sip:bob@[2001:db8::7];transport=tcp": true,
+		"sips:[::1]":                          true,
+		"sip:bob@192.0.2.1:5060":              true,
+		"sip:bob@[::g]:5060":                  false,
+		"sip:bob@[192.0.2.1]":                 false,
+		"sip:bob@[::1]]:5060":                 false,
+		"sip:bob@[::1]x":                      false,
+	} {
+		var u gosip.Uri
+		if err := gosip.ParseUri(raw, &u); err != nil {
+			t.Fatalf("%s: sipgo refused it: %v", raw, err)
+		}
+		if err := CheckIPv6Reference(raw, &u); (err == nil) != ok {
+			t.Errorf("CheckIPv6Reference(%s) = %v, want ok=%v", raw, err, ok)
+		}
+	}
+}
