@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -555,5 +557,63 @@ func TestIPv6TLS(t *testing.T) {
 	a.Hangup(ca.ID)
 	if e := evB.WaitType(t, "call.ended", idB, sigTimeout); e.Reason != "remote" {
 		t.Errorf("B call.ended reason %q, want remote (A's BYE over TLS)", e.Reason)
+	}
+}
+
+// A calls B through kamailio on [::1], which record-routes with its IPv6
+// address: both uads keep the bracketed route set, so A's hold and resume
+// re-INVITEs, B's hold and A's BYE all go through the proxy, with
+// Route: <sip:[::1]:PORT;lr> (RFC 3261 §12.2.1.1, §16.12).
+func TestIPv6RecordRoute(t *testing.T) {
+	t.Parallel()
+	requireIPv6Loopback(t)
+	b := startUAD6(t, UADOptions{Name: "B"}, false)
+	a := startUAD6(t, UADOptions{Name: "A"}, true)
+	evA, evB := a.Events(), b.Events()
+
+	k := newKamailioProc(t, "k6", "ctl", "UADTEST", "ERROR")
+	tmpl, err := os.ReadFile(filepath.Join(repoRoot, "tests", "kamailio", "ipv6-proxy.cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(k.Dir, "kamailio.cfg")
+	cfg := strings.NewReplacer("{{PORT}}", strconv.Itoa(k.Port), "{{DIR}}", k.Dir,
+		"{{TARGET}}", fmt.Sprintf("[::1]:%d", b.SIPPort)).Replace(string(tmpl))
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	k.run("-DD", "-E", "-m", "64", "-M", "8", "-Y", k.Dir, "-f", cfgPath)
+
+	ca := a.PlaceCall(fmt.Sprintf("sip:uad@[::1]:%d", k.Port), nil)
+	idB := waitBothConnected(t, evA, ca.ID, evB)
+	sa, sb := callSide{"A", a, evA, ca.ID}, callSide{"B", b, evB, idB}
+	holdStep(t, sa, sb, true, callWant{State: "hold", LocalHold: true, Dir: "sendonly"}, callWant{State: "live", RemoteHold: true, Dir: "recvonly"})
+	holdStep(t, sa, sb, false, callWant{State: "live", Dir: "sendrecv"}, callWant{State: "live", Dir: "sendrecv"})
+	holdStep(t, sb, sa, true, callWant{State: "hold", LocalHold: true, Dir: "sendonly"}, callWant{State: "live", RemoteHold: true, Dir: "recvonly"})
+	a.Hangup(ca.ID)
+	if e := evB.WaitType(t, "call.ended", idB, sigTimeout); e.Reason != "remote" {
+		t.Errorf("B: call.ended reason %q, want remote (A's BYE through the proxy)", e.Reason)
+	}
+
+	route := fmt.Sprintf("route=<sip:[::1]:%d;lr", k.Port) // then ;ftag=...
+	lines := k.logLines(0, "UADTEST req")
+	var inDialog []string
+	for _, l := range strings.Split(lines, "\n") {
+		if strings.Contains(l, route) {
+			inDialog = append(inDialog, l[strings.Index(l, "UADTEST"):])
+		}
+	}
+	// A's hold and resume with their ACKs, B's hold with its ACK, A's BYE.
+	want := []string{"INVITE sip:uad@[::1]:" + strconv.Itoa(b.SIPPort), "INVITE sip:uad@[::1]:" + strconv.Itoa(b.SIPPort),
+		"INVITE sip:uad@[::1]:" + strconv.Itoa(a.SIPPort), "BYE sip:uad@[::1]:" + strconv.Itoa(b.SIPPort)}
+	all := strings.Join(inDialog, "\n")
+	for _, w := range want {
+		method, uri, _ := strings.Cut(w, " ")
+		if !strings.Contains(all, "req "+method+" ru="+uri) {
+			t.Errorf("the proxy saw no in-dialog %s to %s with %s; in-dialog requests seen:\n%s", method, uri, route, all)
+		}
+	}
+	if n := strings.Count(all, "req ACK"); n < 4 {
+		t.Errorf("the proxy routed %d in-dialog ACKs, want >= 4 (the INVITE's and three re-INVITEs'):\n%s", n, all)
 	}
 }
