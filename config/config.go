@@ -172,7 +172,7 @@ type Media struct {
 	PortMin        int      `yaml:"-"`                // RTPPorts' first port
 	PortMax        int      `yaml:"-"`                // RTPPorts' last port
 	Advertise      string   `yaml:"advertise"`        // IP written in SDP c= when RTP binds a wildcard address; "" = the bind address
-	Bind           string   `yaml:"bind"`             // IP RTP sockets bind to; "" in the file = the host of the first SIP listener
+	Bind           string   `yaml:"bind"`             // IP RTP sockets bind to (IPv4 or IPv6); "" = per call, the first SIP listener of the call's address family
 	Codecs         []string `yaml:"codecs"`           // audio codecs in order of preference: PCMU, PCMA
 	HoldTone       string   `yaml:"hold_tone"`        // what a held party hears: a tone spec or a .wav path
 	Tone           string   `yaml:"tone"`             // what media mode "tone" plays: a tone spec or a .wav path

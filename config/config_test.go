@@ -47,7 +47,6 @@ func TestDefault(t *testing.T) {
 			RTPPorts:       DefaultRTPPorts,
 			PortMin:        10000,
 			PortMax:        29999,
-			Bind:           "127.0.0.1",
 			Codecs:         DefaultCodecs,
 			HoldTone:       DefaultHoldTone,
 			Tone:           DefaultTone,

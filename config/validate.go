@@ -20,7 +20,7 @@ import (
 func (d *decoder) validate(cfg *Config) {
 	d.validateSIP(&cfg.SIP)
 	d.validateAPI(&cfg.API)
-	d.validateMedia(&cfg.Media, cfg.SIP.Listeners)
+	d.validateMedia(&cfg.Media)
 	d.validateCalls(&cfg.Calls)
 	d.validateAccounts(cfg.Accounts)
 	d.checkEnum("log.level", cfg.Log.Level, "debug", "info", "warn", "error")
@@ -180,7 +180,8 @@ const (
 	maxRateSources = 1 << 24
 )
 
-// parseListener parses a sip.listen entry, "udp|tcp|tls://IP:PORT".
+// parseListener parses a sip.listen entry, "udp|tcp|tls://IP:PORT" or
+// "udp|tcp|tls://[IPv6]:PORT".
 func parseListener(raw string) (Listener, error) {
 	scheme, hostport, ok := strings.Cut(raw, "://")
 	if !ok {
@@ -201,6 +202,9 @@ func parseListener(raw string) (Listener, error) {
 func parseIPPort(s string, anyPort bool) (netip.AddrPort, error) {
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
+		if strings.Count(s, ":") > 1 && !strings.HasPrefix(s, "[") {
+			return netip.AddrPort{}, errors.New("an IPv6 address needs brackets: want [IPv6]:PORT, e.g. [::1]:5060")
+		}
 		return netip.AddrPort{}, errors.New("want IP:PORT")
 	}
 	ip, err := netip.ParseAddr(host)
@@ -319,7 +323,7 @@ func (d *decoder) validateAPI(a *API) {
 	}
 }
 
-func (d *decoder) validateMedia(m *Media, listeners []Listener) {
+func (d *decoder) validateMedia(m *Media) {
 	if first, last, err := parsePortRange(m.RTPPorts); err != nil {
 		d.check("media.rtp_ports", quoted(m.RTPPorts, err))
 	} else {
@@ -328,12 +332,12 @@ func (d *decoder) validateMedia(m *Media, listeners []Listener) {
 	if m.Advertise != "" {
 		d.check("media.advertise", checkIP(m.Advertise))
 	}
-	switch {
-	case m.Bind != "":
+	// An empty bind stays empty: each call then binds in the address family
+	// of its signalling (see the daemon's media addresses).
+	if m.Bind != "" {
 		d.check("media.bind", checkIP(m.Bind))
-	case len(listeners) > 0:
-		m.Bind = listeners[0].Addr.Addr().String()
 	}
+	d.check("media.advertise", checkMediaFamilies(m.Bind, m.Advertise))
 	if len(m.Codecs) == 0 {
 		d.check("media.codecs", errors.New("at least one codec is required"))
 	}
@@ -381,8 +385,31 @@ func parsePortRange(s string) (first, last int, err error) {
 	return first, last, nil
 }
 
+// checkMediaFamilies refuses a media.advertise of another family than
+// media.bind: peers would send to an address the RTP sockets are not on.
+// The IPv6 wildcard takes IPv4 too.
+func checkMediaFamilies(bind, advertise string) error {
+	b, errB := netip.ParseAddr(bind)
+	a, errA := netip.ParseAddr(advertise)
+	if errB != nil || errA != nil || a.Unmap().Is4() == b.Unmap().Is4() || b == netip.IPv6Unspecified() {
+		return nil
+	}
+	return fmt.Errorf("%q is %s but media.bind %q is %s: the RTP sockets cannot be reached there",
+		advertise, ipFamily(a), bind, ipFamily(b))
+}
+
+func ipFamily(a netip.Addr) string {
+	if a.Unmap().Is4() {
+		return "IPv4"
+	}
+	return "IPv6"
+}
+
 // checkIP checks that s is an IP address.
 func checkIP(s string) error {
+	if strings.HasPrefix(s, "[") {
+		return fmt.Errorf("%q: want an IP address without brackets, e.g. ::1", s)
+	}
 	if _, err := netip.ParseAddr(s); err != nil {
 		return fmt.Errorf("%q: want an IP address", s)
 	}

@@ -43,6 +43,7 @@ type Call struct {
 	remote  *media.RemoteSession
 	// remoteIsAnswer: remote answered our offer (else it is the peer's offer).
 	remoteIsAnswer bool
+	maddr          MediaAddr // the address family and addresses of the call's RTP
 	audio          Stream
 	params         media.AudioParams
 	agreed         media.Direction // last agreed audio direction, our view
@@ -123,9 +124,9 @@ func stopTimer(t clock.Timer) {
 	}
 }
 
-func newCall(m *Manager, direction string, spec MediaSpec) (*Call, error) {
+func newCall(m *Manager, direction string, spec MediaSpec, maddr MediaAddr) (*Call, error) {
 	cfg := m.config()
-	stream, err := m.med.NewStream(false, spec.Mode == MediaRelay)
+	stream, err := m.med.NewStream(maddr.Bind, false, relayTarget(spec))
 	if err != nil {
 		if errors.Is(err, media.ErrNoPorts) {
 			return nil, ErrNoMediaPorts
@@ -142,17 +143,18 @@ func newCall(m *Manager, direction string, spec MediaSpec) (*Call, error) {
 		inbox: make(chan func(), 16),
 		done:  make(chan struct{}),
 		spec:  spec,
+		maddr: maddr,
 		audio: stream,
 	}
 	c.outq.call = c
-	c.local = media.NewLocalSession(uint64(rand.Uint32N(1<<30)), cfg.MediaAddr)
+	c.local = media.NewLocalSession(uint64(rand.Uint32N(1<<30)), maddr.Advertise)
 	c.info = CallInfo{
 		ID:        id,
 		Direction: direction,
 		State:     StateCalling,
 		Media:     spec.Mode,
 		CreatedAt: c.clock.Now().UTC(),
-		Audio:     &StreamInfo{Direction: string(media.SendRecv), LocalRTP: netip.AddrPortFrom(cfg.MediaAddr, stream.LocalAddr().Port()).String()},
+		Audio:     &StreamInfo{Direction: string(media.SendRecv), LocalRTP: netip.AddrPortFrom(maddr.Advertise, stream.LocalAddr().Port()).String()},
 	}
 	if direction == "inbound" {
 		c.info.State = StateRinging

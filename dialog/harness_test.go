@@ -52,7 +52,10 @@ func newFakeSig() *fakeSig {
 	return &fakeSig{sent: make(chan *sent, 64), owners: map[string]sip.DialogOwner{}}
 }
 
-func (f *fakeSig) Contact(user, network string) gosip.Uri {
+func (f *fakeSig) Contact(user, network string, peer netip.Addr) gosip.Uri {
+	if peer.Is6() {
+		return gosip.Uri{Scheme: "sip", User: user, Host: "[2001:db8::1]", Port: 5060}
+	}
 	return gosip.Uri{Scheme: "sip", User: user, Host: "192.0.2.1", Port: 5060}
 }
 func (f *fakeSig) UserAgent() string                   { return "uad-test" }
@@ -301,7 +304,8 @@ type fakeMedia struct {
 	bridged [][2]Stream
 }
 
-func (m *fakeMedia) NewStream(video, relay bool) (Stream, error) {
+func (m *fakeMedia) NewStream(bind netip.Addr, video bool, relayTo netip.Addr) (Stream, error) {
+	relay := relayTo.IsValid()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.full {
@@ -664,7 +668,17 @@ func (p *peer) ack(seq uint32, body string) {
 func (h *harness) incoming(offer string, extra string) (*peer, *gosip.Response) {
 	h.t.Helper()
 	p := &peer{h: h, callID: fmt.Sprintf("call-%d@%s", time.Now().UnixNano(), peerHost), contact: "sip:alice@" + peerHost + ":5060"}
+	return p, h.invite(p, "", offer, extra)
+}
+
+// invite sends p's INVITE (arriving from source, when set) and waits for
+// uad's final response, which it returns.
+func (h *harness) invite(p *peer, source, offer, extra string) *gosip.Response {
+	h.t.Helper()
 	req := p.request("INVITE", extra, offer)
+	if source != "" {
+		req.SetSource(source)
+	}
 	p.inviteReq = req
 	p.inviteTx = newFakeTx()
 	go h.m.HandleInvite(req, p.inviteTx)
@@ -675,7 +689,7 @@ func (h *harness) incoming(offer string, extra string) (*peer, *gosip.Response) 
 	if res.IsSuccess() {
 		p.call = h.callByCallID(p.callID)
 	}
-	return p, res
+	return res
 }
 
 // liveIncoming is an incoming call answered and ACKed: live, with the

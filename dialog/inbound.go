@@ -2,6 +2,7 @@ package dialog
 
 import (
 	"errors"
+	"net/netip"
 	"time"
 
 	gosip "github.com/emiago/sipgo/sip"
@@ -38,9 +39,10 @@ func (c *Call) answer(spec *MediaSpec) error {
 		return nil
 	}
 	if spec != nil && *spec != c.spec {
-		if (spec.Mode == MediaRelay) != (c.spec.Mode == MediaRelay) {
-			// Relay needs its own socket pair toward the local endpoint.
-			stream, err := c.m.med.NewStream(false, spec.Mode == MediaRelay)
+		if relaySocketsChange(c.spec, *spec) {
+			// Relay needs its own socket pair toward the local endpoint,
+			// of the endpoint's address family.
+			stream, err := c.m.med.NewStream(c.maddr.Bind, false, relayTarget(*spec))
 			if err != nil {
 				return ErrNoMediaPorts
 			}
@@ -50,7 +52,7 @@ func (c *Call) answer(spec *MediaSpec) error {
 			stream.OnDTMF(func(digit string) {
 				c.post(func() { c.emit("dtmf", map[string]any{"digit": digit}) })
 			})
-			c.info.Audio.LocalRTP = stream.LocalAddr().String()
+			c.info.Audio.LocalRTP = netip.AddrPortFrom(c.maddr.Advertise, stream.LocalAddr().Port()).String()
 		}
 		c.spec = *spec
 		c.info.Media = spec.Mode
@@ -65,7 +67,7 @@ func (c *Call) answer(spec *MediaSpec) error {
 	if offered {
 		var newVideo Stream
 		if v, _ := c.offer.Usable("video", nil); v != nil && cfg.Video && media.AnswerVideo(v.Formats) != nil {
-			if s, err := c.m.med.NewStream(true, c.spec.Mode == MediaRelay); err == nil {
+			if s, err := c.newStream(true); err == nil {
 				newVideo = s
 				c.watchStream(s)
 			} else {
@@ -159,7 +161,7 @@ func (c *Call) onAck(req *gosip.Request) {
 	p.stop()
 	c.unacked = nil
 	if p.offered {
-		remote, err := media.ParseRemote(req.Body())
+		remote, err := c.parseRemote(req.Body())
 		if err == nil {
 			c.remote = remote
 			err = c.negotiateAnswer()

@@ -243,9 +243,9 @@ func (c *Call) onOffer(in incoming) bool {
 		c.await2xxAck(req.CSeq().SeqNo, res, true)
 		return false
 	}
-	sdp, err := media.ParseRemote(req.Body())
+	sdp, err := c.parseRemote(req.Body())
 	if err != nil {
-		c.respond(tx, req, 488, "Not Acceptable Here", nil, warning(err.Error()))
+		c.respond(tx, req, 488, "Not Acceptable Here", nil, sdpWarning(err))
 		return false
 	}
 	if c.addsVideo(sdp) {
@@ -253,7 +253,7 @@ func (c *Call) onOffer(in incoming) bool {
 		case !c.cfg.Video || c.cfg.VideoRequestPolicy == VideoReject || c.localHold:
 			// A call this side holds is never held as video: declined.
 		case c.cfg.VideoRequestPolicy == VideoAccept:
-			stream, err := c.m.med.NewStream(true, c.spec.Mode == MediaRelay)
+			stream, err := c.newStream(true)
 			if err == nil {
 				c.watchStream(stream)
 				c.answerOffer(req, tx, sdp, stream)

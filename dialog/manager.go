@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,7 +36,8 @@ type Config struct {
 	Media          MediaSpec   // default media of a call
 	Laws           []media.Law // codecs in order of preference
 	Identity       gosip.Uri   // From of outgoing calls
-	MediaAddr      netip.Addr  // address written in c=
+	MediaAddr      netip.Addr  // address written in c= when MediaAddrs is empty
+	MediaAddrs     []MediaAddr // one per family uad has RTP in; see mediaFor
 	RTPTimeout     time.Duration
 	RTPHoldTimeout time.Duration
 	RTPLatching    bool // follow a NAT'd peer's RTP source (media.rtp_latching)
@@ -306,6 +308,9 @@ func (m *Manager) Place(ctx context.Context, req PlaceRequest) (CallInfo, error)
 	if err := gosip.ParseUri(strings.TrimSpace(req.To), &target); err != nil || target.Host == "" {
 		return CallInfo{}, &RequestError{Msg: fmt.Sprintf("to: %q is not a SIP URI", req.To)}
 	}
+	if err := sip.CheckIPv6Reference(strings.TrimSpace(req.To), &target); err != nil {
+		return CallInfo{}, &RequestError{Msg: fmt.Sprintf("to: %q: %v", req.To, err)}
+	}
 	if target.Scheme != "sip" && target.Scheme != "sips" {
 		return CallInfo{}, &RequestError{Msg: fmt.Sprintf("to: scheme %q is not supported (use sip: or sips:)", target.Scheme)}
 	}
@@ -333,12 +338,17 @@ func (m *Manager) Place(ctx context.Context, req PlaceRequest) (CallInfo, error)
 	if cfg.MaxCalls > 0 && m.Active() >= cfg.MaxCalls {
 		return CallInfo{}, &StateError{Msg: fmt.Sprintf("the limit of %d concurrent calls is reached", cfg.MaxCalls)}
 	}
-	c, err := newCall(m, "outbound", spec)
+	var routes []string
+	if account != nil && account.OutboundProxy != nil {
+		routes = append(routes, account.OutboundProxy.Host)
+	}
+	peer := signallingPeer(target.Host, routes)
+	c, err := newCall(m, "outbound", spec, cfg.mediaFor(peer))
 	if err != nil {
 		return CallInfo{}, err
 	}
 	if req.Video {
-		if c.offeredVideo, err = m.med.NewStream(true, spec.Mode == MediaRelay); err != nil {
+		if c.offeredVideo, err = c.newStream(true); err != nil {
 			m.discard(c)
 			return CallInfo{}, ErrNoMediaPorts
 		}
@@ -349,7 +359,7 @@ func (m *Manager) Place(ctx context.Context, req PlaceRequest) (CallInfo, error)
 		from = account.AOR
 		c.account = account
 	}
-	c.dlg = sip.NewUACDialog(target, from, transport, m.sig.Contact(from.User, transport), m.sig.UserAgent())
+	c.dlg = sip.NewUACDialog(target, from, transport, m.sig.Contact(from.User, transport, peer), m.sig.UserAgent())
 	c.dialect = cfg.holdDialect(target.Host)
 	if account != nil {
 		if account.HoldDialect != "" {
@@ -385,6 +395,9 @@ func (m *Manager) HandleInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 		// RFC 3261 §8.1.1.8: without it no request could reach the caller.
 		reply(400, "Bad Request", warning("INVITE has no Contact"))
 		return
+	case badContactHost(req.Contact()) != nil:
+		reply(400, "Bad Request", warning("Contact: "+badContactHost(req.Contact()).Error()))
+		return
 	case cfg.MaxCalls > 0 && m.Active() >= cfg.MaxCalls:
 		reply(503, "Service Unavailable", gosip.NewHeader("Retry-After", "5"))
 		return
@@ -413,13 +426,27 @@ func (m *Manager) HandleInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 			return
 		}
 	}
-	c, err := newCall(m, "inbound", cfg.Media)
+	source, _ := netip.ParseAddrPort(req.Source())
+	maddr := cfg.mediaFor(source.Addr())
+	if offer != nil {
+		if want := offerFamily(offer, cfg.Laws); want.IsValid() {
+			var ok bool
+			if maddr, ok = cfg.mediaOf(want); !ok {
+				err := &FamilyError{Want: want, Have: cfg.mediaAddrs()[0].Advertise}
+				m.log.Warn().Str("sip_call_id", req.CallID().Value()).Str("offer", want.String()).
+					Msgf("incoming call declined: the offer asks for %s media and uad has no %s media address (media.bind, media.advertise, sip.listen)", familyName(want), familyName(want))
+				reply(488, "Not Acceptable Here", sdpWarning(err))
+				return
+			}
+		}
+	}
+	c, err := newCall(m, "inbound", cfg.Media, maddr)
 	if err != nil {
 		m.log.Warn().Err(err).Str("sip_call_id", req.CallID().Value()).Msg("incoming call refused")
 		reply(503, "Service Unavailable", warning(err.Error()))
 		return
 	}
-	dlg, err := sip.NewUASDialog(req, m.sig.Contact("uad", req.Transport()), m.sig.UserAgent())
+	dlg, err := sip.NewUASDialog(req, m.sig.Contact("uad", req.Transport(), source.Addr()), m.sig.UserAgent())
 	if err != nil {
 		m.discard(c)
 		reply(400, "Bad Request", warning(err.Error()))
@@ -584,9 +611,12 @@ func (m *Manager) Shutdown(ctx context.Context) {
 
 var errEnded = &StateError{Msg: "the call has ended"}
 
-func warning(text string) gosip.Header {
+func warning(text string) gosip.Header { return warningCode(399, text) }
+
+// warningCode is a Warning header (RFC 3261 §20.43) with a warn-code.
+func warningCode(code int, text string) gosip.Header {
 	text = strings.NewReplacer(`"`, `'`, "\r", " ", "\n", " ").Replace(text)
-	return gosip.NewHeader("Warning", `399 uad "`+text+`"`)
+	return gosip.NewHeader("Warning", strconv.Itoa(code)+` uad "`+text+`"`)
 }
 
 // checkHeaderValue refuses values that would break out of a SIP header.

@@ -124,7 +124,7 @@ func (c *Call) onInviteAccepted(res *gosip.Response) {
 		return
 	}
 	c.m.sig.Register(c.dlg.CallID, c.dlg.LocalTag, c)
-	remote, err := media.ParseRemote(res.Body())
+	remote, err := c.parseRemote(res.Body())
 	if err == nil {
 		c.remote = remote
 		err = c.negotiateAnswer()

@@ -16,8 +16,9 @@ import (
 // block (name lookup, TCP or TLS connection): calls use them off their
 // loop, in order, from their outbox.
 type Signalling interface {
-	// Contact is uad's Contact URI for a user and transport.
-	Contact(user, network string) gosip.Uri
+	// Contact is uad's Contact URI for a user and transport, on a listener
+	// of peer's address family (invalid peer: the transport's first).
+	Contact(user, network string, peer netip.Addr) gosip.Uri
 	// UserAgent is the User-Agent and Server header value ("" = none).
 	UserAgent() string
 	SupportsTransport(network string) bool
@@ -43,7 +44,10 @@ type Signalling interface {
 // Media makes the RTP streams of calls: *media.Engine in the daemon (see
 // EngineMedia), a recording fake in tests.
 type Media interface {
-	NewStream(video, relay bool) (Stream, error)
+	// NewStream opens a stream whose sockets bind to bind (invalid = the
+	// engine's default) and, when relayTo is valid, the socket pair facing
+	// the local relay endpoint at that address.
+	NewStream(bind netip.Addr, video bool, relayTo netip.Addr) (Stream, error)
 	// Bridge relays RTP between the peers of two audio streams.
 	Bridge(a, b Stream)
 	Unbridge(a, b Stream)
@@ -70,8 +74,8 @@ func EngineMedia(e *media.Engine) Media { return engineMedia{e} }
 
 type engineMedia struct{ e *media.Engine }
 
-func (m engineMedia) NewStream(video, relay bool) (Stream, error) {
-	s, err := m.e.NewStream(video, relay)
+func (m engineMedia) NewStream(bind netip.Addr, video bool, relayTo netip.Addr) (Stream, error) {
+	s, err := m.e.NewStreamOn(bind, relayTo, video)
 	if err != nil {
 		return nil, err
 	}

@@ -467,7 +467,7 @@ func (c *Call) prepareOffer(r *reinvite) error {
 			streams[open].Port = 0 // the m-line stays, with its formats (RFC 3264 §8.2)
 		}
 	case stepVideoOn:
-		stream, err := c.m.med.NewStream(true, c.spec.Mode == MediaRelay)
+		stream, err := c.newStream(true)
 		if err != nil {
 			return ErrNoMediaPorts
 		}
@@ -576,7 +576,7 @@ func (c *Call) onReinviteResponse(r *reinvite, req *gosip.Request, res *gosip.Re
 // reports the outcome of a video offer, for after the operation is done,
 // so that the event and the call's state agree.
 func (c *Call) takeAnswer(r *reinvite, res *gosip.Response) (report func(), err error) {
-	remote, err := media.ParseRemote(res.Body())
+	remote, err := c.parseRemote(res.Body())
 	if err != nil {
 		return nil, err
 	}

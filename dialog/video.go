@@ -87,7 +87,7 @@ func (c *Call) applyVideo() {
 		Direction:   string(c.videoAgreed),
 		Codec:       codec,
 		PayloadType: pt,
-		LocalRTP:    netip.AddrPortFrom(c.cfg.MediaAddr, c.video.LocalAddr().Port()).String(),
+		LocalRTP:    netip.AddrPortFrom(c.maddr.Advertise, c.video.LocalAddr().Port()).String(),
 	}
 	if c.videoParams.Remote.IsValid() {
 		info.RemoteRTP = c.videoParams.Remote.String()
@@ -193,7 +193,7 @@ func (c *Call) answerVideo(v *videoRequest, accept bool) {
 	defer v.stop()
 	var stream Stream
 	if accept {
-		s, err := c.m.med.NewStream(true, c.spec.Mode == MediaRelay)
+		s, err := c.newStream(true)
 		if err != nil {
 			c.log.Warn().Err(err).Msg("no ports for video: declining it")
 		} else {

@@ -140,31 +140,50 @@ func (e *Engine) Close() {
 	e.sched.stop()
 }
 
-// NewStream opens an RTP/RTCP socket pair for an audio or video stream;
-// with relay set it also opens the pair that faces the local relay endpoint.
+// NewStream opens an RTP/RTCP socket pair for an audio or video stream on
+// the engine's bind address; with relay set it also opens the pair that
+// faces the local relay endpoint.
 func (e *Engine) NewStream(video, relay bool) (*Stream, error) {
+	var relayTo netip.Addr
+	if relay {
+		relayTo = e.bind
+	}
+	return e.NewStreamOn(e.bind, relayTo, video)
+}
+
+// NewStreamOn opens a stream whose peer-facing sockets bind to bind (the
+// address family of the call's media) and, when relayTo is valid, the pair
+// facing the local relay endpoint at relayTo, bound in that endpoint's
+// family (see RelayBind).
+func (e *Engine) NewStreamOn(bind, relayTo netip.Addr, video bool) (*Stream, error) {
+	if !bind.IsValid() {
+		bind = e.bind
+	}
+	relay := relayTo.IsValid()
 	s := &Stream{eng: e, video: video}
 	rate := uint32(sampleRate)
 	if video {
 		rate = videoRate
 	}
 	var err error
-	if s.port, s.rtp, s.rtcp, err = e.openPair(); err != nil {
+	if s.port, s.rtp, s.rtcp, err = e.openPair(bind); err != nil {
 		return nil, err
 	}
-	s.local = netip.AddrPortFrom(e.bind, uint16(s.port))
+	s.local = netip.AddrPortFrom(bind, uint16(s.port))
 	s.toPeer = newSender(s.rtp, rate)
 	if video {
 		s.toPeer.sent = new(seqRing) // video feedback names packets (NACK)
 	}
 	s.recv.rate = rate
 	if relay {
-		if s.relayPort, s.relayRTP, s.relayRTCP, err = e.openPair(); err != nil {
+		relayBind := RelayBind(bind, relayTo)
+		if s.relayPort, s.relayRTP, s.relayRTCP, err = e.openPair(relayBind); err != nil {
 			s.rtp.Close()
 			s.rtcp.Close()
 			e.ports.put(s.port)
 			return nil, err
 		}
+		s.relayAddr = netip.AddrPortFrom(relayBind, uint16(s.relayPort))
 		s.toRelay = newSender(s.relayRTP, rate)
 		if video {
 			s.toRelay.sent = new(seqRing)
@@ -182,20 +201,40 @@ func (e *Engine) NewStream(video, relay bool) (*Stream, error) {
 	return s, nil
 }
 
-// openPair binds the next free even port and the odd one above it; ports
-// another program holds are skipped (and returned to the back of the pool).
-func (e *Engine) openPair() (int, *net.UDPConn, *net.UDPConn, error) {
+// RelayBind is the address the sockets facing a relay endpoint at relayTo
+// bind to: the call's own bind address when the families match, else the
+// loopback (for a loopback endpoint) or wildcard address of the endpoint's
+// family, since a socket reaches only addresses of its own family.
+func RelayBind(bind, relayTo netip.Addr) netip.Addr {
+	relayTo = relayTo.Unmap()
+	switch {
+	case bind.Unmap().Is4() == relayTo.Is4():
+		return bind
+	case relayTo.IsLoopback() && relayTo.Is4():
+		return netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	case relayTo.IsLoopback():
+		return netip.IPv6Loopback()
+	case relayTo.Is4():
+		return netip.IPv4Unspecified()
+	}
+	return netip.IPv6Unspecified()
+}
+
+// openPair binds the next free even port and the odd one above it on bind;
+// ports another program holds are skipped (and returned to the back of the
+// pool). One pool serves both address families.
+func (e *Engine) openPair(bind netip.Addr) (int, *net.UDPConn, *net.UDPConn, error) {
 	for tries := 0; tries < 64; tries++ {
 		port, ok := e.ports.get()
 		if !ok {
 			return 0, nil, nil, ErrNoPorts
 		}
-		a, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(e.bind, uint16(port))))
+		a, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(bind, uint16(port))))
 		if err != nil {
 			e.ports.put(port)
 			continue
 		}
-		b, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(e.bind, uint16(port+1))))
+		b, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(bind, uint16(port+1))))
 		if err != nil {
 			a.Close()
 			e.ports.put(port)

@@ -135,6 +135,7 @@ type Stream struct {
 	local netip.AddrPort
 
 	relayPort int
+	relayAddr netip.AddrPort // relayPort on the address the relay sockets bind to
 	relayRTP  *net.UDPConn
 	relayRTCP *net.UDPConn
 
@@ -169,7 +170,7 @@ func (s *Stream) RelayLocal() netip.AddrPort {
 	if s.relayRTP == nil {
 		return netip.AddrPort{}
 	}
-	return netip.AddrPortFrom(s.local.Addr(), uint16(s.relayPort))
+	return s.relayAddr
 }
 
 // Configure applies a new desired behaviour. The sender is kept, so SSRC,

@@ -136,48 +136,66 @@ func TestPortPoolExhaustion(t *testing.T) {
 }
 
 // The per-packet path (translate, convert, write) allocates nothing.
+// forwardFamilies are the address families forwarding is measured in: the
+// stream's bind address and its peer's socket.
+var forwardFamilies = []struct {
+	name string
+	bind netip.Addr
+	peer func(testing.TB) *net.UDPConn
+}{
+	{"IPv4", netip.MustParseAddr("127.0.0.1"), peerSocket},
+	{"IPv6", netip.IPv6Loopback(), peerSocket6},
+}
+
+// echoStream is an echo stream of e on bind toward a new peer socket.
+func echoStream(tb testing.TB, e *Engine, bind netip.Addr, newPeer func(testing.TB) *net.UDPConn) *Stream {
+	tb.Helper()
+	s, err := e.NewStreamOn(bind, netip.Addr{}, false)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(s.Close)
+	peer := newPeer(tb)
+	s.cfg = StreamConfig{Mode: ModeEcho, Params: pcmuParams(peer.LocalAddr().(*net.UDPAddr).AddrPort()), Send: true, Accept: true}
+	return s
+}
+
 func TestForwardAllocatesNothing(t *testing.T) {
 	e := newTestEngine(t, 31200, 31209)
-	s, err := e.NewStream(false, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	peer := peerSocket(t)
-	s.cfg = StreamConfig{Mode: ModeEcho, Params: pcmuParams(peer.LocalAddr().(*net.UDPAddr).AddrPort()), Send: true, Accept: true}
-	pkt := make([]byte, rtpHeaderLen+160) // as received: the payload after a header
-	conv := make([]byte, 1500)
-	now := time.Now()
-	for _, pt := range []uint8{0, 8} { // as negotiated (sent in place), and converted
-		hdr := rtp.Header{Version: 2, PayloadType: pt, SSRC: 1}
-		allocs := testing.AllocsPerRun(1000, func() {
-			hdr.SequenceNumber++
-			hdr.Timestamp += 160
-			s.forward(s.toPeer, s.cfg.Params.Remote, &hdr, pkt, rtpHeaderLen, conv, now)
-		})
-		if allocs != 0 {
-			t.Errorf("PT %d: forward allocates %.1f times per packet", pt, allocs)
+	for _, fam := range forwardFamilies {
+		s := echoStream(t, e, fam.bind, fam.peer)
+		pkt := make([]byte, rtpHeaderLen+160) // as received: the payload after a header
+		conv := make([]byte, 1500)
+		now := time.Now()
+		for _, pt := range []uint8{0, 8} { // as negotiated (sent in place), and converted
+			hdr := rtp.Header{Version: 2, PayloadType: pt, SSRC: 1}
+			allocs := testing.AllocsPerRun(1000, func() {
+				hdr.SequenceNumber++
+				hdr.Timestamp += 160
+				s.forward(s.toPeer, s.cfg.Params.Remote, &hdr, pkt, rtpHeaderLen, conv, now)
+			})
+			if allocs != 0 {
+				t.Errorf("%s, PT %d: forward allocates %.1f times per packet", fam.name, pt, allocs)
+			}
 		}
 	}
 }
 
 func BenchmarkForwardPacket(b *testing.B) {
 	e := newTestEngine(b, 31300, 31309)
-	s, err := e.NewStream(false, false)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	peer := peerSocket(b)
-	s.cfg = StreamConfig{Mode: ModeEcho, Params: pcmuParams(peer.LocalAddr().(*net.UDPAddr).AddrPort()), Send: true, Accept: true}
-	hdr := rtp.Header{Version: 2, PayloadType: 0, SSRC: 1}
-	pkt := make([]byte, rtpHeaderLen+160)
-	conv := make([]byte, 1500)
-	b.ReportAllocs()
-	for b.Loop() {
-		hdr.SequenceNumber++
-		hdr.Timestamp += 160
-		s.forward(s.toPeer, s.cfg.Params.Remote, &hdr, pkt, rtpHeaderLen, conv, time.Now())
+	for _, fam := range forwardFamilies {
+		b.Run(fam.name, func(b *testing.B) {
+			s := echoStream(b, e, fam.bind, fam.peer)
+			hdr := rtp.Header{Version: 2, PayloadType: 0, SSRC: 1}
+			pkt := make([]byte, rtpHeaderLen+160)
+			conv := make([]byte, 1500)
+			b.ReportAllocs()
+			for b.Loop() {
+				hdr.SequenceNumber++
+				hdr.Timestamp += 160
+				s.forward(s.toPeer, s.cfg.Params.Remote, &hdr, pkt, rtpHeaderLen, conv, time.Now())
+			}
+		})
 	}
 }
 

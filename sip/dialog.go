@@ -197,7 +197,8 @@ func hostPort(u gosip.Uri) string {
 	if port == 0 {
 		port = 5060
 	}
-	return net.JoinHostPort(u.Host, fmt.Sprint(port))
+	// A URI keeps an IPv6 host in brackets; JoinHostPort adds its own.
+	return net.JoinHostPort(strings.Trim(u.Host, "[]"), fmt.Sprint(port))
 }
 
 // NewCancel builds the CANCEL of a pending INVITE we sent (RFC 3261 §9.1):

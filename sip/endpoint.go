@@ -282,42 +282,54 @@ func (e *Endpoint) Drain() { e.draining.Store(true) }
 // Close shuts the user agent down.
 func (e *Endpoint) Close() error { return e.ua.Close() }
 
-// listener returns the listener for a transport, preferring the first.
-func (e *Endpoint) listener(network string) (Listener, bool) {
+// listener returns the listener for a transport: the first of the family
+// of peer (any address of that family; invalid = no preference), else the
+// first of the transport.
+func (e *Endpoint) listener(network string, peer netip.Addr) (Listener, bool) {
 	network = strings.ToLower(network)
+	var first Listener
+	found := false
 	for _, l := range e.cfg.Listeners {
-		if l.Network == network {
+		if l.Network != network {
+			continue
+		}
+		if !peer.IsValid() || sameFamily(l.Addr.Addr(), peer) {
 			return l, true
 		}
+		if !found {
+			first, found = l, true
+		}
 	}
-	return Listener{}, false
+	return first, found
 }
 
 // SupportsTransport reports whether uad listens on a transport.
 func (e *Endpoint) SupportsTransport(network string) bool {
-	_, ok := e.listener(network)
+	_, ok := e.listener(network, netip.Addr{})
 	return ok
 }
 
-// advertised returns host and port to write in Via and Contact.
-func (e *Endpoint) advertised(network string) (string, int) {
-	l, _ := e.listener(network)
+// advertised returns host (an IPv6 literal without brackets) and port to
+// write in Via and Contact for messages to peer.
+func (e *Endpoint) advertised(network string, peer netip.Addr) (string, int) {
+	l, _ := e.listener(network, peer)
 	host, port := l.Addr.Addr().String(), int(l.Addr.Port())
 	if e.cfg.Advertise != "" {
 		if h, p, err := net.SplitHostPort(e.cfg.Advertise); err == nil {
 			host = h
 			fmt.Sscan(p, &port)
 		} else {
-			host = e.cfg.Advertise
+			host = strings.TrimSuffix(strings.TrimPrefix(e.cfg.Advertise, "["), "]")
 		}
 	}
 	return host, port
 }
 
-// Contact is uad's Contact URI for a transport.
-func (e *Endpoint) Contact(user, network string) gosip.Uri {
-	host, port := e.advertised(network)
-	u := gosip.Uri{Scheme: "sip", User: user, Host: host, Port: port, UriParams: gosip.NewParams()}
+// Contact is uad's Contact URI for a transport, on the listener of peer's
+// address family (invalid peer: the transport's first listener).
+func (e *Endpoint) Contact(user, network string, peer netip.Addr) gosip.Uri {
+	host, port := e.advertised(network, peer)
+	u := gosip.Uri{Scheme: "sip", User: user, Host: URIHost(host), Port: port, UriParams: gosip.NewParams()}
 	if strings.EqualFold(network, "tls") {
 		u.Scheme = "sips"
 	} else if strings.ToLower(network) != "udp" {
@@ -656,7 +668,8 @@ func (e *Endpoint) route(ctx context.Context, req *gosip.Request, send func(cont
 // addVia adds the Via for the request's transport and, over UDP, sends
 // from the listening socket so the peer's responses and requests reach it.
 func (e *Endpoint) addVia(req *gosip.Request, network string) {
-	host, port := e.advertised(network)
+	peer := addrOf(req.Destination())
+	host, port := e.advertised(network, peer)
 	via := &gosip.ViaHeader{
 		ProtocolName:    "SIP",
 		ProtocolVersion: "2.0",
@@ -668,7 +681,7 @@ func (e *Endpoint) addVia(req *gosip.Request, network string) {
 	via.Params.Add("branch", gosip.GenerateBranch())
 	via.Params.Add("rport", "")
 	req.PrependHeader(via)
-	if l, ok := e.listener(network); ok && network == "udp" {
+	if l, ok := e.listener(network, peer); ok && network == "udp" {
 		req.Laddr = gosip.Addr{IP: net.IP(l.Addr.Addr().AsSlice()), Port: int(l.Addr.Port())}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -164,7 +165,7 @@ func (r *Registration) setup() error {
 		return fmt.Errorf("transport %s: uad has no %s listener (sip.listen)", network, network)
 	}
 	r.transport = strings.ToUpper(network)
-	r.contact = r.ep.Contact(r.aor.User, network)
+	r.contact = r.ep.Contact(r.aor.User, network, HostAddr(r.registrar.Host))
 	if r.expires <= 0 {
 		r.expires = 300
 	}
@@ -294,7 +295,7 @@ func (r *Registration) run(ctx context.Context) {
 // datagram network: Serve starts it in the background, and a request sent
 // from its address before then makes sipgo bind a socket of its own, which fails.
 func (e *Endpoint) awaitListener(ctx context.Context, network string) {
-	l, ok := e.listener(network)
+	l, ok := e.listener(network, netip.Addr{})
 	if !ok || network != "udp" {
 		return
 	}

@@ -725,7 +725,7 @@ func (u *UAD) AudioLocal(c CallInfo) *net.UDPAddr {
 
 func mustUDPAddr(t testing.TB, s string) *net.UDPAddr {
 	t.Helper()
-	a, err := net.ResolveUDPAddr("udp4", s)
+	a, err := net.ResolveUDPAddr("udp", s)
 	if err != nil {
 		t.Fatalf("bad address %q: %v", s, err)
 	}
@@ -1105,7 +1105,7 @@ type RTPPacket struct {
 	Payload []byte
 }
 
-// RTPPeer is a UDP socket on 127.0.0.1 that sends G.711 RTP and records
+// RTPPeer is a UDP socket on 127.0.0.1 (or ::1) that sends G.711 RTP and records
 // every RTP packet it receives (RTCP and non-RTP datagrams are counted apart).
 type RTPPeer struct {
 	t    testing.TB
@@ -1130,7 +1130,12 @@ type RTPPeer struct {
 // newRTPPeer binds 127.0.0.1:port (0 = any free port).
 func newRTPPeer(t testing.TB, port int) *RTPPeer {
 	t.Helper()
-	conn := listenLoopback(t, port, "RTP")
+	return rtpPeerOn(t, listenLoopback(t, port, "RTP"))
+}
+
+// rtpPeerOn makes an RTPPeer of a bound socket.
+func rtpPeerOn(t testing.TB, conn *net.UDPConn) *RTPPeer {
+	t.Helper()
 	p := &RTPPeer{
 		t:        t,
 		conn:     conn,
@@ -1180,7 +1185,7 @@ func (p *RTPPeer) readLoop() {
 	}
 }
 
-// Port is the local port; Addr is "127.0.0.1:PORT".
+// Port is the local port; Addr is "127.0.0.1:PORT" (or "[::1]:PORT").
 func (p *RTPPeer) Port() int    { return p.conn.LocalAddr().(*net.UDPAddr).Port }
 func (p *RTPPeer) Addr() string { return p.conn.LocalAddr().String() }
 
@@ -1733,6 +1738,7 @@ type BaresipOptions struct {
 	WAVSeconds    int    // length of the tone it sends; at the end it hangs up (default 120)
 	ExtraConfig   string // appended to the config file
 	AccountParams string // appended to the account line, e.g. ";audio_codecs=pcma"
+	IPv6          bool   // SIP and RTP on [::1] (baresip -6) instead of 127.0.0.1
 }
 
 // BaresipEvent is an event notification of ctrl_tcp.
@@ -1758,7 +1764,8 @@ type BaresipResponse struct {
 type Baresip struct {
 	t        testing.TB
 	User     string
-	SIPPort  int // UDP and TCP (baresip also takes SIPPort+1 for TLS)
+	SIPPort  int    // UDP and TCP (baresip also takes SIPPort+1 for TLS)
+	Host     string // the address it listens on: 127.0.0.1, or ::1 with IPv6
 	CtrlPort int
 	Dir      string
 	LogPath  string
@@ -1812,9 +1819,14 @@ func startBaresip(t testing.TB, opts BaresipOptions) *Baresip {
 	if out, err := sox.CombinedOutput(); err != nil {
 		t.Fatalf("sox: %v\n%s", err, out)
 	}
+	family := "-4"
+	b.Host = "127.0.0.1"
+	if opts.IPv6 {
+		b.Host, family = "::1", "-6"
+	}
 	config := fmt.Sprintf(`poll_method		epoll
-sip_listen		127.0.0.1:%d
-net_interface		127.0.0.1
+sip_listen		%s
+net_interface		%s
 call_local_timeout	120
 call_max_calls		4
 audio_player		aubridge,sink
@@ -1833,17 +1845,17 @@ module_app		menu.so
 module_app		ctrl_tcp.so
 ctrl_tcp_listen		127.0.0.1:%d
 %s
-`, b.SIPPort, b.WAVPath, rtpLo, rtpLo+19, modDir, b.CtrlPort, opts.ExtraConfig)
-	account := fmt.Sprintf("<sip:%s@127.0.0.1:%d>;regint=0;answermode=%s%s\n",
-		opts.User, b.SIPPort, opts.AnswerMode, opts.AccountParams)
+`, net.JoinHostPort(b.Host, itoa(b.SIPPort)), b.Host, b.WAVPath, rtpLo, rtpLo+19, modDir, b.CtrlPort, opts.ExtraConfig)
+	account := fmt.Sprintf("<%s>;regint=0;answermode=%s%s\n", b.URI(), opts.AnswerMode, opts.AccountParams)
 	for name, content := range map[string]string{"config": config, "accounts": account, "contacts": ""} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 
-	// -4: IPv4 only; -s: SIP trace into the log; no stdio.so (no terminal).
-	cmd := exec.Command("baresip", "-4", "-s", "-f", dir)
+	// -4/-6: one address family; -s: SIP trace into the log; no stdio.so
+	// (no terminal).
+	cmd := exec.Command("baresip", family, "-s", "-f", dir)
 	cmd.Dir = dir
 	b.process = startProcess(t, cmd, b.LogPath, "baresip")
 	t.Cleanup(b.stop)
@@ -1928,7 +1940,9 @@ func (b *Baresip) hangUp(t testing.TB) BaresipEvent {
 }
 
 // URI is the SIP URI of baresip's account.
-func (b *Baresip) URI() string { return fmt.Sprintf("sip:%s@127.0.0.1:%d", b.User, b.SIPPort) }
+func (b *Baresip) URI() string {
+	return fmt.Sprintf("sip:%s@%s", b.User, net.JoinHostPort(b.Host, itoa(b.SIPPort)))
+}
 
 func (b *Baresip) send(msg map[string]any) error {
 	data, err := json.Marshal(msg)

@@ -250,26 +250,12 @@ func run(ctx context.Context, log zerolog.Logger, cfg *config.Config) error {
 	return nil
 }
 
-// mediaBind is the address RTP sockets bind to.
-func mediaBind(cfg *config.Config) netip.Addr {
-	if a, err := netip.ParseAddr(cfg.Media.Bind); err == nil {
-		return a
-	}
-	return cfg.SIP.Listeners[0].Addr.Addr()
-}
+// mediaBind is the address RTP sockets bind to unless a call's media
+// address says otherwise: that of the first family (family.go).
+func mediaBind(cfg *config.Config) netip.Addr { return mediaAddrs(cfg)[0].Bind }
 
 func dialogConfig(cfg *config.Config) (dialog.Config, error) {
-	bind := mediaBind(cfg)
-	mediaAddr := bind
-	if cfg.Media.Advertise != "" {
-		a, err := netip.ParseAddr(cfg.Media.Advertise)
-		if err != nil {
-			return dialog.Config{}, fmt.Errorf("media.advertise: %w", err)
-		}
-		mediaAddr = a
-	} else if bind.IsUnspecified() {
-		mediaAddr = netip.MustParseAddr("127.0.0.1")
-	}
+	addrs := mediaAddrs(cfg)
 	var laws []media.Law
 	for _, c := range cfg.Media.Codecs {
 		switch strings.ToUpper(c) {
@@ -288,7 +274,7 @@ func dialogConfig(cfg *config.Config) (dialog.Config, error) {
 				host = h
 			}
 		}
-		identity = "sip:uad@" + host
+		identity = "sip:uad@" + sip.URIHost(strings.Trim(host, "[]"))
 	}
 	var from gosip.Uri
 	if err := gosip.ParseUri(identity, &from); err != nil {
@@ -319,7 +305,8 @@ func dialogConfig(cfg *config.Config) (dialog.Config, error) {
 		Media:               spec,
 		Laws:                laws,
 		Identity:            from,
-		MediaAddr:           mediaAddr,
+		MediaAddr:           addrs[0].Advertise,
+		MediaAddrs:          addrs,
 		RTPTimeout:          time.Duration(cfg.Media.RTPTimeout),
 		RTPHoldTimeout:      time.Duration(cfg.Media.RTPHoldTimeout),
 		MaxCalls:            cfg.Calls.MaxCalls,
