@@ -63,8 +63,9 @@ func (r *Ring) add(at time.Time, out bool, transport, src, dst string, raw []byt
 	r.slots[i] = Message{Time: at, Out: out, Transport: transport, Src: src, Dst: dst, Raw: *buf}
 }
 
-// Messages returns a copy of the messages, oldest first, and how many older
-// ones were dropped to keep within the bound.
+// Messages returns a copy of the messages, oldest first (each sent message
+// before the answer to it, see causalOrder), and how many older ones were
+// dropped to keep within the bound.
 func (r *Ring) Messages() ([]Message, uint64) {
 	if r == nil {
 		return nil, 0
@@ -77,6 +78,7 @@ func (r *Ring) Messages() ([]Message, uint64) {
 		m.Raw = append([]byte(nil), m.Raw...)
 		out = append(out, m)
 	}
+	causalOrder(out)
 	return out, r.dropped
 }
 

@@ -335,3 +335,35 @@ func BenchmarkRecord(b *testing.B) {
 		rec.Close(callID)
 	}
 }
+
+func TestCausalOrderPutsWhatWasSentBeforeItsAnswer(t *testing.T) {
+	at := time.Unix(1700000000, 0)
+	req := func(method, branch, cseq string) []byte {
+		return []byte(method + " sip:bob SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=" + branch + ";rport\r\nCSeq: " + cseq + "\r\n\r\n")
+	}
+	res := func(status, branch, cseq string) []byte {
+		return []byte("SIP/2.0 " + status + "\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=" + branch + "\r\nCSeq: " + cseq + "\r\n\r\n")
+	}
+	msgs := []Message{
+		{Time: at, Out: false, Raw: res("200 OK", "b2", "2 INVITE")},                          // traced before...
+		{Time: at.Add(time.Millisecond), Out: true, Raw: req("INVITE", "b2", "2 INVITE")},     // ...the re-INVITE it answers
+		{Time: at.Add(2 * time.Millisecond), Out: false, Raw: req("ACK", "b9", "7 ACK")},      // an ACK traced before...
+		{Time: at.Add(3 * time.Millisecond), Out: true, Raw: res("200 OK", "b8", "7 INVITE")}, // ...the 200 it acknowledges
+		{Time: at.Add(4 * time.Millisecond), Out: true, Raw: req("BYE", "b3", "3 BYE")},
+		{Time: at.Add(5 * time.Millisecond), Out: false, Raw: res("200 OK", "b3", "3 BYE")},
+	}
+	causalOrder(msgs)
+	var got []string
+	for _, m := range msgs {
+		got = append(got, StartLine(m.Raw)+"/"+string(header(m.Raw, "cseq", "cseq")))
+	}
+	want := "INVITE/2 INVITE,200 OK/2 INVITE,200 OK/7 INVITE,ACK/7 ACK,BYE/3 BYE,200 OK/3 BYE"
+	if strings.Join(got, ",") != want {
+		t.Fatalf("order %v, want %s", got, want)
+	}
+	for i := 1; i < len(msgs); i++ {
+		if msgs[i].Time.Before(msgs[i-1].Time) {
+			t.Errorf("message %d at %v is before message %d at %v", i, msgs[i].Time, i-1, msgs[i-1].Time)
+		}
+	}
+}

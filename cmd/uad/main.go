@@ -162,6 +162,11 @@ func run(ctx context.Context, log zerolog.Logger, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	capture, err := newCapture(cfg)
+	if err != nil {
+		return err
+	}
+	calls.SetCapture(capture)
 	var counted atomic.Pointer[api.Metrics] // set once the metrics exist
 	endpoint, err := sip.NewEndpoint(startLevel(log).With().Str("component", "sip").Logger(), sip.Config{
 		Listeners:  listeners,
@@ -174,6 +179,7 @@ func run(ctx context.Context, log zerolog.Logger, cfg *config.Config) error {
 		TCP:        connLimits(cfg),
 		ServerTLS:  serverTLS,
 		ClientTLS:  clientTLS,
+		Capture:    captureTracer(capture),
 		Recovered: func(where string) {
 			if m := counted.Load(); m != nil {
 				m.Panic(where)
