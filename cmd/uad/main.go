@@ -24,6 +24,7 @@ import (
 
 	"uad/api"
 	"uad/config"
+	"uad/console"
 	"uad/dialog"
 	"uad/media"
 	"uad/sip"
@@ -221,6 +222,7 @@ func run(ctx context.Context, log zerolog.Logger, cfg *config.Config) error {
 		}
 		handler = api.RequireToken(strings.TrimSpace(string(token)), handler)
 	}
+	handler = console.With(handler) // static files only: the token guards the API they call
 	handler = metrics.Count(handler)
 	httpSrv := &http.Server{
 		Handler:           handler,
