@@ -247,6 +247,11 @@ func TestSIPCapturePcapAndHEP(t *testing.T) {
 		}
 		idA, idB := holdCycleCall(t, a, b, evA, evB, to)
 		sipA, sipB := sipOf(t, a, idA), sipOf(t, b, idB)
+		size := 0
+		for _, e := range sipA {
+			size += len(e.Raw)
+		}
+		t.Logf("%s call: caller kept %d messages, %d bytes", transport, len(sipA), size)
 		checkSteps(t, transport+" caller A", sipA, callerSteps)
 		checkSteps(t, transport+" callee B", sipB, calleeSteps)
 		checkEntries(t, transport+" caller A", sipA, transport, a.SIPAddr(), b.SIPAddr(), false)
