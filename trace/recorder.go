@@ -13,7 +13,12 @@ const maxPending = 256
 
 // maxStream bounds the bytes of an unfinished message kept per TCP
 // connection; a peer sending more without a message boundary is not traced.
-const maxStream = 64 << 10
+// maxStreams bounds the connections with one: those closed mid-message
+// leave theirs behind, and when they pile up they are all let go.
+const (
+	maxStream  = 64 << 10
+	maxStreams = 1024
+)
 
 // Recorder attributes each SIP message to its call by Call-ID and copies it
 // into that call's Ring. It is safe for concurrent use.
@@ -175,6 +180,9 @@ func (r *Recorder) readStream(transport, laddr, raddr string, data []byte) {
 	case len(buf) == 0 || len(buf) > maxStream:
 		delete(r.streams, key)
 	default:
+		if _, ok := r.streams[key]; !ok && len(r.streams) >= maxStreams {
+			clear(r.streams)
+		}
 		r.streams[key] = append([]byte(nil), buf...)
 	}
 	r.streamMu.Unlock()

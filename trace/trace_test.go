@@ -367,3 +367,19 @@ func TestCausalOrderPutsWhatWasSentBeforeItsAnswer(t *testing.T) {
 		}
 	}
 }
+
+func TestRecorderBoundsUnfinishedTCPMessages(t *testing.T) {
+	rec := NewRecorder(10, nil)
+	partial := []byte("INVITE sip:uad@127.0.0.1 SIP/2.0\r\nCall-ID: x\r\n")
+	for i := range maxStreams + 10 {
+		rec.SIPTraceRead("TCP", uad, fmt.Sprintf("127.0.0.1:%d", 10000+i), partial)
+	}
+	if n := len(rec.streams); n > maxStreams {
+		t.Errorf("%d connections with an unfinished message kept, want at most %d", n, maxStreams)
+	}
+	huge := append(append([]byte(nil), partial...), bytes.Repeat([]byte("X-Pad: y\r\n"), maxStream/10+1)...)
+	rec.SIPTraceRead("TCP", uad, "127.0.0.1:9", huge)
+	if _, ok := rec.streams[fmt.Sprintf("TCP %s 127.0.0.1:9", uad)]; ok {
+		t.Error("a message over 64 KiB without its end is still kept")
+	}
+}
