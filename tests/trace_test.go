@@ -289,3 +289,34 @@ func TestSIPCapturePcapAndHEP(t *testing.T) {
 		found = bytes.Contains(pkt, []byte("Call-ID: "+sipCallID)) && bytes.Contains(pkt, []byte("INVITE sip:"))
 	}
 }
+
+// A call cancelled while it rings keeps its INVITE transaction whole on
+// both sides: INVITE, 180, CANCEL and its 200, 487, ACK.
+func TestSIPCaptureOfACancelledCall(t *testing.T) {
+	t.Parallel()
+	b := startUAD(t, UADOptions{Name: "B", AutoAnswer: boolPtr(false)})
+	a := startUAD(t, UADOptions{Name: "A"})
+	evA, evB := a.Events(), b.Events()
+	idA := a.PlaceCall(b.SIPURI("uad"), nil).ID
+	idB := evB.WaitType(t, "call.incoming", "", sigTimeout).CallID()
+	evA.WaitType(t, "call.ringing", idA, sigTimeout)
+	a.Hangup(idA)
+	evB.WaitType(t, "call.ended", idB, sigTimeout)
+	want := map[*UAD][]step{
+		a: {{"out", "INVITE (SDP: audio sendrecv)", ""}, {"in", "180 Ringing", "INVITE"}, {"out", "CANCEL", ""},
+			{"in", "200 OK", "CANCEL"}, {"in", "487 *", "INVITE"}, {"out", "ACK", ""}},
+		b: {{"in", "INVITE (SDP: audio sendrecv)", ""}, {"out", "180 Ringing", "INVITE"}, {"in", "CANCEL", ""},
+			{"out", "200 OK", "CANCEL"}, {"out", "487 *", "INVITE"}, {"in", "ACK", ""}},
+	}
+	for u, id := range map[*UAD]string{a: idA, b: idB} {
+		var last []SIPEntry
+		// The ACK of the 487 may come just after call.ended.
+		if !poll(sigTimeout, 20*time.Millisecond, func() bool {
+			last = sipOf(t, u, id)
+			return len(last) > 0 && strings.HasSuffix(last[len(last)-1].CSeq, " ACK")
+		}) {
+			t.Fatalf("uad %s: capture never ended with the ACK of the 487: %+v", u.Name, last)
+		}
+		checkSteps(t, "uad "+u.Name, last, want[u])
+	}
+}
