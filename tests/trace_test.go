@@ -320,3 +320,36 @@ func TestSIPCaptureOfACancelledCall(t *testing.T) {
 		checkSteps(t, "uad "+u.Name, last, want[u])
 	}
 }
+
+// trace.messages_per_call bounds each call's capture: the newest are kept,
+// and the header counts those dropped.
+func TestSIPCaptureKeepsTheNewest(t *testing.T) {
+	t.Parallel()
+	b := startUAD(t, UADOptions{Name: "B"})
+	a := startUAD(t, UADOptions{Name: "A", Config: map[string]any{"trace.messages_per_call": 3}})
+	evA, evB := a.Events(), b.Events()
+	idA := a.PlaceCall(b.SIPURI("uad"), nil).ID
+	idB := waitBothConnected(t, evA, idA, evB)
+	a.Hangup(idA)
+	evB.WaitType(t, "call.ended", idB, sigTimeout)
+	var entries []SIPEntry
+	var dropped string
+	if !poll(sigTimeout, 20*time.Millisecond, func() bool {
+		resp, err := http.Get(a.URL() + "/v1/calls/" + idA + "/sip")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		entries = nil
+		dropped = resp.Header.Get("X-Uad-Dropped-Messages")
+		return json.NewDecoder(resp.Body).Decode(&entries) == nil && len(entries) > 0 &&
+			strings.HasSuffix(entries[len(entries)-1].CSeq, " BYE") && strings.HasPrefix(entries[len(entries)-1].Summary, "200")
+	}) {
+		t.Fatalf("A's capture never ended with the 200 to the BYE: %+v", entries)
+	}
+	// INVITE, 180, 200, ACK, BYE, 200: the last three stay.
+	checkSteps(t, "A", entries, []step{{"out", "ACK", ""}, {"out", "BYE", ""}, {"in", "200 OK", "BYE"}})
+	if len(entries) != 3 || dropped == "" || dropped == "0" {
+		t.Errorf("A kept %d messages with %s dropped, want 3 and the older ones counted", len(entries), dropped)
+	}
+}
