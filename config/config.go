@@ -103,6 +103,7 @@ type Config struct {
 	Media    Media     `yaml:"media"`
 	Calls    Calls     `yaml:"calls"`
 	Accounts []Account `yaml:"accounts"`
+	Trace    Trace     `yaml:"trace"`
 	Log      Log       `yaml:"log"`
 	File     string    `yaml:"-"` // where it was loaded from ("" = the embedded default)
 }

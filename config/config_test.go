@@ -67,7 +67,8 @@ func TestDefault(t *testing.T) {
 			Video:               DefaultVideo,
 			MaxCalls:            DefaultMaxCalls,
 		},
-		Log: Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
+		Trace: Trace{MessagesPerCall: DefaultMessagesPerCall},
+		Log:   Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
 	}
 	if got := Default(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Default() =\n%+v\nwant\n%+v", got, want)
@@ -257,8 +258,9 @@ func TestFullFile(t *testing.T) {
 				Expires:   120,
 			},
 		},
-		Log:  Log{Level: "debug", Format: "console"},
-		File: "testdata/full.yaml",
+		Trace: Trace{MessagesPerCall: 50, HEP: "127.0.0.1:9060"},
+		Log:   Log{Level: "debug", Format: "console"},
+		File:  "testdata/full.yaml",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Load =\n%+v\nwant\n%+v", got, want)
@@ -465,7 +467,7 @@ func TestErrors(t *testing.T) {
 		{"unknown section", "sipp: {}\n", `bad.yaml:1: unknown key "sipp" at the top level`},
 		{"unknown account key", account + "    pasword: x\n", `bad.yaml:5: unknown key "pasword" in accounts[0]`},
 		{"duplicate key", "sip:\n  t1: 1s\n  t1: 2s\n", `bad.yaml:3: duplicate key "t1" in sip (first on line 2)`},
-		{"top level a list", "- sip\n", "bad.yaml:1: the top level must be a mapping of sections (sip, api, media, calls, accounts, log)"},
+		{"top level a list", "- sip\n", "bad.yaml:1: the top level must be a mapping of sections (sip, api, media, calls, accounts, trace, log)"},
 		{"section not a mapping", "log: debug\n", "bad.yaml:1: log: want a mapping"},
 		{"list is a string", "sip:\n  listen: \"udp://127.0.0.1:5060\"\n", "bad.yaml:2: sip.listen: want a list of strings"},
 		{"list item not a string", "sip:\n  listen:\n    - udp://127.0.0.1:5060\n    - {udp: 5060}\n", "bad.yaml:4: sip.listen[1]: want a string"},
@@ -524,6 +526,8 @@ func TestErrors(t *testing.T) {
 		{"duration", "media:\n  rtp_timeout: 30 seconds\n", `bad.yaml:2: media.rtp_timeout: "30 seconds": not a duration (write e.g. 30s, 500ms or 0s)`},
 		{"duration type", "media:\n  rtp_timeout: [30s]\n", "bad.yaml:2: media.rtp_timeout: want a duration such as 30s, 500ms or 0s"},
 		{"negative duration", "media:\n  rtp_hold_timeout: -1s\n", "bad.yaml:2: media.rtp_hold_timeout: must not be negative"},
+		{"trace ring too large", "trace:\n  messages_per_call: 10001\n", "bad.yaml:2: trace.messages_per_call: must be between 0 and 10000"},
+		{"hep without port", "trace:\n  hep: \"127.0.0.1\"\n", `bad.yaml:2: trace.hep: "127.0.0.1": must be HOST:PORT`},
 		{"tone duration 0", "media:\n  hold_tone: \"440/0\"\n", `bad.yaml:2: media.hold_tone: "440/0": invalid tone spec: segment 1: duration must be greater than 0 (leave out /MS to play forever)`},
 		{"tone frequency", "media:\n  tone: \"5000\"\n", `bad.yaml:2: media.tone: "5000": invalid tone spec: segment 1: frequency 5000 Hz is out of range (0 to 3999 Hz at 8 kHz sampling)`},
 		{"tone not a tone", "media:\n  tone: music.mp3\n", `bad.yaml:2: media.tone: "music.mp3": invalid tone spec: segment 1: frequency "music.mp3" is not a whole number of Hz`},

@@ -64,7 +64,7 @@ func (d *decoder) fail(path, format string, args ...any) {
 // decodeRoot decodes the document's top level onto cfg.
 func (d *decoder) decodeRoot(body ast.Node, cfg *Config) {
 	if _, ok := d.resolve("", body).(*ast.MappingNode); !ok {
-		d.errorf(lineOf(body), "the top level must be a mapping of sections (sip, api, media, calls, accounts, log)")
+		d.errorf(lineOf(body), "the top level must be a mapping of sections (sip, api, media, calls, accounts, trace, log)")
 		return
 	}
 	d.decodeValue("", body, reflect.ValueOf(cfg).Elem())

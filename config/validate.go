@@ -23,6 +23,7 @@ func (d *decoder) validate(cfg *Config) {
 	d.validateMedia(&cfg.Media)
 	d.validateCalls(&cfg.Calls)
 	d.validateAccounts(cfg.Accounts)
+	d.validateTrace(&cfg.Trace)
 	d.checkEnum("log.level", cfg.Log.Level, "debug", "info", "warn", "error")
 	d.checkEnum("log.format", cfg.Log.Format, "json", "console")
 }

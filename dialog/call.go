@@ -17,6 +17,7 @@ import (
 	"uad/dialog/clock"
 	"uad/media"
 	"uad/sip"
+	"uad/trace"
 )
 
 // Call is one call. Everything below the channels is owned by its loop:
@@ -34,6 +35,9 @@ type Call struct {
 	live  atomic.Pointer[liveStreams]
 	self  *atomic.Pointer[Call] // cleared at the end, for hooks that outlive the call
 	outq  outbox                // requests on their way out, in order
+
+	capture   atomic.Pointer[trace.Ring] // the dialog's SIP messages; nil = none kept
+	sipCallID string
 
 	info    CallInfo // what the API sees, kept current by the loop
 	dlg     *sip.Dialog

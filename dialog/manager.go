@@ -28,6 +28,7 @@ import (
 	"uad/dialog/clock"
 	"uad/media"
 	"uad/sip"
+	"uad/trace"
 )
 
 // Config is what the call layer needs from the daemon's configuration.
@@ -145,10 +146,12 @@ type Manager struct {
 	emit  EventSink
 
 	mu      sync.Mutex
-	calls   map[string]*Call     // calls up
-	past    map[string]*CallInfo // calls ended in the last EndedRetention
-	expiry  []retained           // when each past call goes, oldest first
-	sweeper clock.Timer          // armed while expiry is not empty
+	calls   map[string]*Call       // calls up
+	past    map[string]*CallInfo   // calls ended in the last EndedRetention
+	expiry  []retained             // when each past call goes, oldest first
+	rings   map[string]*trace.Ring // the SIP messages of past calls
+	capture *trace.Recorder        // nil = none kept
+	sweeper clock.Timer            // armed while expiry is not empty
 
 	observer atomic.Pointer[Observer]
 
@@ -171,7 +174,7 @@ func NewManager(log zerolog.Logger, cfg Config, med Media, emit EventSink) *Mana
 	if clk == nil {
 		clk = clock.Real{}
 	}
-	m := &Manager{log: log, med: med, clock: clk, emit: emit, calls: map[string]*Call{}, past: map[string]*CallInfo{}, bridges: map[string]BridgeInfo{}}
+	m := &Manager{log: log, med: med, clock: clk, emit: emit, calls: map[string]*Call{}, past: map[string]*CallInfo{}, rings: map[string]*trace.Ring{}, bridges: map[string]BridgeInfo{}}
 	m.cfg.Store(&cfg)
 	return m
 }
@@ -213,7 +216,8 @@ func (m *Manager) ended(c *Call) {
 	defer m.mu.Unlock()
 	delete(m.calls, id)
 	m.past[id] = final
-	m.expiry = append(m.expiry, retained{id: id, until: m.clock.Now().Add(m.config().EndedRetention)})
+	m.rings[id] = c.capture.Load()
+	m.expiry = append(m.expiry, retained{id: id, sipCallID: c.sipCallID, until: m.clock.Now().Add(m.config().EndedRetention)})
 	if m.sweeper == nil {
 		m.sweeper = m.clock.AfterFunc(m.config().EndedRetention, m.sweep)
 	}
@@ -221,8 +225,9 @@ func (m *Manager) ended(c *Call) {
 
 // retained is an ended call listed until a time.
 type retained struct {
-	id    string
-	until time.Time
+	id        string
+	sipCallID string // its dialog's, whose messages are kept as long
+	until     time.Time
 }
 
 // sweep forgets the ended calls whose time is up. One timer serves them
@@ -234,6 +239,10 @@ func (m *Manager) sweep() {
 	n := 0
 	for n < len(m.expiry) && !m.expiry[n].until.After(now) {
 		delete(m.past, m.expiry[n].id)
+		delete(m.rings, m.expiry[n].id)
+		if cid := m.expiry[n].sipCallID; cid != "" {
+			m.capture.Close(cid)
+		}
 		n++
 	}
 	m.expiry = append(m.expiry[:0], m.expiry[n:]...)
@@ -373,6 +382,7 @@ func (m *Manager) Place(ctx context.Context, req PlaceRequest) (CallInfo, error)
 		}
 	}
 	c.log = c.log.With().Str("sip_call_id", c.dlg.CallID).Logger()
+	c.openCapture(c.dlg.CallID)
 	c.start()
 	var info CallInfo
 	if !c.run(ctx, func() { c.sendInvite(); c.refresh(); info = c.Info() }) {
@@ -458,6 +468,7 @@ func (m *Manager) HandleInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 	req.To().Params.Add("tag", dlg.LocalTag)
 	c.dialect = cfg.holdDialect(dlg.Remote.Host)
 	c.log = c.log.With().Str("sip_call_id", dlg.CallID).Logger()
+	c.openCapture(dlg.CallID)
 	c.inviteReq, c.inviteTx, c.offer = req, tx, offer
 	c.inviteDone = make(chan struct{})
 	m.sig.Register(dlg.CallID, dlg.LocalTag, c)

@@ -54,6 +54,9 @@ type Config struct {
 	UDPBuffer  int
 	UDPReaders int
 	TCP        ConnLimits
+	// Capture takes every SIP message sent and received (see
+	// package trace); nil = none.
+	Capture gosip.SIPTracer
 }
 
 // largeRequest is the size above which a request goes over a
@@ -121,11 +124,16 @@ func NewEndpoint(log zerolog.Logger, cfg Config, h Handler) (*Endpoint, error) {
 		gosip.SetTimers(cfg.T1, 4*time.Second, 5*time.Second)
 		gosip.UDPMTUSize = maxDatagram + 200
 		gosip.SetDefaultLogger(slogger)
-		if log.GetLevel() <= zerolog.DebugLevel {
-			gosip.SIPDebug = true
-			gosip.SIPDebugTracer(tracer{log})
-		}
+		// sipgo's transports hand every message to the tracer (with an
+		// allocation or two) only when SIPDebug is on: for debug logs, and
+		// for capture whatever the log level.
+		debug := log.GetLevel() <= zerolog.DebugLevel
+		gosip.SIPDebug = debug || cfg.Capture != nil
+		gosip.SIPDebugTracer(tracer{log: log, debug: debug})
 	})
+	if cfg.Capture != nil {
+		capture.Store(&cfg.Capture)
+	}
 	e := &Endpoint{log: log, cfg: cfg, handler: h, dialogs: map[string]DialogOwner{},
 		stopped: make(chan Listener, 8), conns: newConnTracker(cfg.TCP, log)}
 	if cfg.Guard != nil {
@@ -205,15 +213,32 @@ func (e *Endpoint) safe(h sipgo.RequestHandler) sipgo.RequestHandler {
 	}
 }
 
-// tracer logs every SIP message at debug level.
-type tracer struct{ log zerolog.Logger }
+// capture is the Config.Capture of the latest endpoint: sipgo's tracer is
+// one per process, and the daemon has one endpoint.
+var capture atomic.Pointer[gosip.SIPTracer]
+
+// tracer logs every SIP message at debug level and hands it to capture.
+type tracer struct {
+	log   zerolog.Logger
+	debug bool
+}
 
 func (t tracer) SIPTraceRead(transport, laddr, raddr string, msg []byte) {
-	t.log.Debug().Str("transport", transport).Str("from", raddr).Str("to", laddr).Msg("sip recv\n" + string(msg))
+	if t.debug {
+		t.log.Debug().Str("transport", transport).Str("from", raddr).Str("to", laddr).Msg("sip recv\n" + string(msg))
+	}
+	if c := capture.Load(); c != nil {
+		(*c).SIPTraceRead(transport, laddr, raddr, msg)
+	}
 }
 
 func (t tracer) SIPTraceWrite(transport, laddr, raddr string, msg []byte) {
-	t.log.Debug().Str("transport", transport).Str("from", laddr).Str("to", raddr).Msg("sip send\n" + string(msg))
+	if t.debug {
+		t.log.Debug().Str("transport", transport).Str("from", laddr).Str("to", raddr).Msg("sip send\n" + string(msg))
+	}
+	if c := capture.Load(); c != nil {
+		(*c).SIPTraceWrite(transport, laddr, raddr, msg)
+	}
 }
 
 // Serve opens every listener and serves until ctx ends. It returns once all

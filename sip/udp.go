@@ -16,6 +16,7 @@ import (
 	"time"
 
 	gosip "github.com/emiago/sipgo/sip"
+	"github.com/rs/zerolog"
 )
 
 // The UDP receive path. sipgo reads a UDP socket with one goroutine that
@@ -346,7 +347,7 @@ func (e *Endpoint) writeStateless(local net.Addr, to *net.UDPAddr, req *gosip.Re
 		e.log.Debug().Err(err).Int("status", code).Str("to", to.String()).Msg("stateless SIP response not sent")
 		return
 	}
-	if gosip.SIPDebug {
-		tracer{e.log}.SIPTraceWrite("UDP", conn.LocalAddr().String(), to.String(), buf.Bytes())
+	if debug := e.log.GetLevel() <= zerolog.DebugLevel; debug || capture.Load() != nil {
+		tracer{log: e.log, debug: debug}.SIPTraceWrite("UDP", conn.LocalAddr().String(), to.String(), buf.Bytes())
 	}
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's one test command: installs the peers the end-to-end tests
-# drive (sipp, baresip, kamailio, sox) when one is missing, then vets and
+# drive (sipp, baresip, kamailio, sox; chromium for the web console, tshark
+# to read pcaps back) when one is missing, then vets and
 # tests the whole module.
 set -euo pipefail
 
@@ -10,7 +11,7 @@ cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 missing=()
-for tool in sipp baresip kamailio sox; do
+for tool in sipp baresip kamailio sox chromium tshark; do
 	if ! command -v "$tool" >/dev/null 2>&1 && ! [ -x "/usr/sbin/$tool" ]; then
 		missing+=("$tool")
 	fi
@@ -19,8 +20,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	if [ "$(id -u)" -eq 0 ]; then
 		echo "run.sh: installing the test peers (missing: ${missing[*]})" >&2
 		apt-get update
+		# tshark's package asks whether non-root users may capture: no.
+		echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
 		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-			sip-tester baresip baresip-core kamailio sox
+			sip-tester baresip baresip-core kamailio sox chromium tshark
 	else
 		# Not root: the tests that need a missing peer skip (or fail when CI=true).
 		echo "run.sh: not root, cannot install the missing peers: ${missing[*]}" >&2

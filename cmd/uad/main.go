@@ -24,6 +24,7 @@ import (
 
 	"uad/api"
 	"uad/config"
+	"uad/console"
 	"uad/dialog"
 	"uad/media"
 	"uad/sip"
@@ -162,6 +163,11 @@ func run(ctx context.Context, log zerolog.Logger, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	capture, err := newCapture(cfg)
+	if err != nil {
+		return err
+	}
+	calls.SetCapture(capture)
 	var counted atomic.Pointer[api.Metrics] // set once the metrics exist
 	endpoint, err := sip.NewEndpoint(startLevel(log).With().Str("component", "sip").Logger(), sip.Config{
 		Listeners:  listeners,
@@ -174,6 +180,7 @@ func run(ctx context.Context, log zerolog.Logger, cfg *config.Config) error {
 		TCP:        connLimits(cfg),
 		ServerTLS:  serverTLS,
 		ClientTLS:  clientTLS,
+		Capture:    captureTracer(capture),
 		Recovered: func(where string) {
 			if m := counted.Load(); m != nil {
 				m.Panic(where)
@@ -215,6 +222,7 @@ func run(ctx context.Context, log zerolog.Logger, cfg *config.Config) error {
 		}
 		handler = api.RequireToken(strings.TrimSpace(string(token)), handler)
 	}
+	handler = console.With(handler) // static files only: the token guards the API they call
 	handler = metrics.Count(handler)
 	httpSrv := &http.Server{
 		Handler:           handler,

@@ -98,6 +98,10 @@ var fixedKeys = []struct {
 	}},
 	{"media.bind", func(n, c *config.Config) bool { return keep(&n.Media.Bind, c.Media.Bind) }},
 	{"accounts", func(n, c *config.Config) bool { return keep(&n.Accounts, c.Accounts) }},
+	{"trace.messages_per_call", func(n, c *config.Config) bool {
+		return keep(&n.Trace.MessagesPerCall, c.Trace.MessagesPerCall)
+	}},
+	{"trace.hep", func(n, c *config.Config) bool { return keep(&n.Trace.HEP, c.Trace.HEP) }},
 	{"log.format", func(n, c *config.Config) bool { return keep(&n.Log.Format, c.Log.Format) }},
 }
 

@@ -15,6 +15,9 @@
 # net.core.rmem_max): with its default, sipp's own socket overflows in
 # bursts from about 1,500 calls/s (RcvbufErrors in /proc/net/snmp) and it
 # retransmits requests uad already answered.
+#
+# UAD_YAML is appended to uad's config, e.g. to compare with SIP capture off:
+#   UAD_YAML=$'trace:\n  messages_per_call: 0' tests/load/sipp_rate.sh hold 1600
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 kind=${1:-basic}
@@ -34,6 +37,7 @@ media:
   rtp_ports: "30000-59999"
 log:
   level: warn
+${UAD_YAML:-}
 YAML
 "$work/uad" run --config "$work/uad.yaml" 2>"$work/uad.log" &
 uad_pid=$!

@@ -1,0 +1,36 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	gosip "github.com/emiago/sipgo/sip"
+
+	"uad/config"
+	"uad/trace"
+)
+
+// newCapture makes the recorder of the calls' SIP messages (trace.*); nil
+// when nothing is kept and nothing exported.
+func newCapture(cfg *config.Config) (*trace.Recorder, error) {
+	var hep *trace.HEP
+	if cfg.Trace.HEP != "" {
+		var err error
+		if hep, err = trace.DialHEP(cfg.Trace.HEP, uint32(os.Getpid())); err != nil {
+			return nil, fmt.Errorf("trace.hep: %w", err)
+		}
+	}
+	if cfg.Trace.MessagesPerCall == 0 && hep == nil {
+		return nil, nil
+	}
+	return trace.NewRecorder(cfg.Trace.MessagesPerCall, hep), nil
+}
+
+// captureTracer is the recorder as sipgo's tracer; nil stays an untyped
+// nil, so that the endpoint knows there is none.
+func captureTracer(rec *trace.Recorder) gosip.SIPTracer {
+	if rec == nil {
+		return nil
+	}
+	return rec
+}
