@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
-	"uad/trace"
+	"uad/sip/trace"
 )
 
 // Captures is what the SIP message endpoints ask of the dialog layer.

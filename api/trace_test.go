@@ -10,7 +10,7 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 
 	"uad/dialog"
-	"uad/trace"
+	"uad/sip/trace"
 )
 
 // capturingCalls keeps the messages of call "c1" alone.

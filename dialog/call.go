@@ -17,7 +17,7 @@ import (
 	"uad/dialog/clock"
 	"uad/media"
 	"uad/sip"
-	"uad/trace"
+	"uad/sip/trace"
 )
 
 // Call is one call. Everything below the channels is owned by its loop:

@@ -1,7 +1,7 @@
 package dialog
 
 import (
-	"uad/trace"
+	"uad/sip/trace"
 )
 
 // SetCapture attaches the recorder that keeps each call's SIP messages;

@@ -28,7 +28,7 @@ import (
 	"uad/dialog/clock"
 	"uad/media"
 	"uad/sip"
-	"uad/trace"
+	"uad/sip/trace"
 )
 
 // Config is what the call layer needs from the daemon's configuration.

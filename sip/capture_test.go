@@ -8,7 +8,7 @@ import (
 	gosip "github.com/emiago/sipgo/sip"
 	"github.com/rs/zerolog"
 
-	"uad/trace"
+	"uad/sip/trace"
 )
 
 // BenchmarkCapturedDatagram is what capture adds to a SIP datagram written

@@ -7,7 +7,7 @@ import (
 	gosip "github.com/emiago/sipgo/sip"
 
 	"uad/config"
-	"uad/trace"
+	"uad/sip/trace"
 )
 
 // newCapture makes the recorder of the calls' SIP messages (trace.*); nil

@@ -23,8 +23,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"uad/api"
+	"uad/api/console"
 	"uad/config"
-	"uad/console"
 	"uad/dialog"
 	"uad/media"
 	"uad/sip"
