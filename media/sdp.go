@@ -72,9 +72,10 @@ type Format struct {
 // IsDTMF reports whether f is RFC 4733 telephone-event at 8 kHz.
 func (f Format) IsDTMF() bool { return strings.EqualFold(f.Name, "telephone-event") && f.Rate == 8000 }
 
-// Law returns the G.711 law of f, if it is one.
+// Law returns the codec uad encodes that f is (a G.711 law or G.722), if
+// it is one.
 func (f Format) Law() (Law, bool) {
-	if f.Rate != 8000 {
+	if f.Rate != 8000 || f.Channels > 1 {
 		return 0, false
 	}
 	switch strings.ToUpper(f.Name) {
@@ -82,6 +83,8 @@ func (f Format) Law() (Law, bool) {
 		return PCMU, true
 	case "PCMA":
 		return PCMA, true
+	case "G722":
+		return G722, true
 	}
 	return 0, false
 }
@@ -90,6 +93,7 @@ func (f Format) Law() (Law, bool) {
 var staticFormats = map[uint8]Format{
 	0:  {PT: 0, Name: "PCMU", Rate: 8000, Channels: 1},
 	8:  {PT: 8, Name: "PCMA", Rate: 8000, Channels: 1},
+	9:  {PT: 9, Name: "G722", Rate: 8000, Channels: 1},
 	13: {PT: 13, Name: "CN", Rate: 8000, Channels: 1},
 }
 

@@ -366,7 +366,7 @@ func TestLoadClip(t *testing.T) {
 		{empty, PCMU, empty + ": the file has no audio"},
 		{"440/abc", PCMU, `invalid tone spec: segment 1: duration "abc" is not a whole number of milliseconds`},
 		{"moh", PCMU, `invalid tone spec: segment 1: frequency "moh" is not a whole number of Hz`},
-		{"440", Law(1), "unknown G.711 law"},
+		{"440", Law(1), "unknown codec Law(1)"},
 	}
 	for _, tt := range errorTests {
 		if _, err := LoadClip(tt.spec, tt.law); err == nil || !strings.Contains(err.Error(), tt.want) {
