@@ -39,6 +39,11 @@ func (l Law) String() string {
 	case G722:
 		return "G722"
 	}
+	if l >= firstPassthrough {
+		if s := l.Spec(); s.Name != "" {
+			return s.String()
+		}
+	}
 	return fmt.Sprintf("Law(%d)", uint8(l))
 }
 
@@ -51,7 +56,8 @@ func (l Law) Silence() byte {
 	return EncodeSample(l, 0)
 }
 
-// Known reports whether uad encodes and decodes l.
+// Known reports whether uad encodes and decodes l (false for a codec it
+// passes through).
 func (l Law) Known() bool { return l == PCMU || l == PCMA || l == G722 }
 
 // EncodeSample encodes one 16-bit linear sample. It panics for a Law other

@@ -72,21 +72,20 @@ type Format struct {
 // IsDTMF reports whether f is RFC 4733 telephone-event at 8 kHz.
 func (f Format) IsDTMF() bool { return strings.EqualFold(f.Name, "telephone-event") && f.Rate == 8000 }
 
-// Law returns the codec uad encodes that f is (a G.711 law or G.722), if
-// it is one.
+// Law returns the codec f is, if uad knows it: one it encodes (a G.711
+// law or G.722) or a pass-through codec media.codecs names.
 func (f Format) Law() (Law, bool) {
-	if f.Rate != 8000 || f.Channels > 1 {
-		return 0, false
+	if f.Rate == 8000 && f.Channels <= 1 {
+		switch strings.ToUpper(f.Name) {
+		case "PCMU":
+			return PCMU, true
+		case "PCMA":
+			return PCMA, true
+		case "G722":
+			return G722, true
+		}
 	}
-	switch strings.ToUpper(f.Name) {
-	case "PCMU":
-		return PCMU, true
-	case "PCMA":
-		return PCMA, true
-	case "G722":
-		return G722, true
-	}
-	return 0, false
+	return passthroughLaw(f.Name, f.Rate, f.Channels)
 }
 
 // staticFormats are the RFC 3551 payload types a peer may use without rtpmap.

@@ -67,6 +67,16 @@ const (
 )
 
 func (c *StreamConfig) source(video bool) Source {
+	src := c.wantedSource(video)
+	if (src == srcTone || src == srcHoldTone || src == srcSilence) && !c.Params.Send.Known() {
+		// uad cannot encode a pass-through codec: it sends nothing
+		// rather than a tone or silence.
+		return srcNone
+	}
+	return src
+}
+
+func (c *StreamConfig) wantedSource(video bool) Source {
 	switch {
 	case !c.Send || !c.remote(video).IsValid():
 		return srcNone
@@ -439,9 +449,10 @@ func (s *Stream) readRelayRTCP() {
 }
 
 // forward sends a received packet, pkt with its payload at off, on through
-// snd, mapping its payload type to what was negotiated and converting G.711
-// law (into conv) where the two differ. Formats that are neither G.711 nor
-// telephone-event (comfort noise) are dropped. The header sent overwrites
+// snd, mapping its payload type to what was negotiated and converting the
+// codec (into conv) where the two differ and uad encodes both. Other
+// formats (comfort noise, a pass-through codec other than the one sent)
+// are dropped; telephone-event goes on. The header sent overwrites
 // pkt[:off].
 func (s *Stream) forward(snd *sender, to netip.AddrPort, in *rtp.Header, pkt []byte, off int, conv []byte, now time.Time) {
 	if s.video {
@@ -460,13 +471,20 @@ func (s *Stream) forward(snd *sender, to netip.AddrPort, in *rtp.Header, pkt []b
 		return
 	}
 	law, ok := p.RecvLaw(in.PayloadType)
-	if !ok {
+	if !ok || !convertible(law, p.Send) {
 		return
 	}
 	if law != p.Send {
 		pkt, off = snd.transcodeInto(conv, pkt, off, law, p.Send)
 	}
 	snd.sendForwarded(to, in, p.SendPT, pkt, off, now)
+}
+
+// convertible reports whether audio in one codec can be sent in another:
+// the same codec always (a pass-through one untouched), else only between
+// codecs uad encodes.
+func convertible(from, to Law) bool {
+	return from == to || from.Known() && to.Known()
 }
 
 // transcodeInto converts the payload pkt[off:] from one codec to another
@@ -499,6 +517,9 @@ func (s *Stream) fromPartner(in *rtp.Header, pkt []byte, off int, law Law, isLaw
 		if p.SendDTMF >= 0 {
 			s.toPeer.sendForwarded(p.Remote, in, uint8(p.SendDTMF), pkt, off, now)
 		}
+		return
+	}
+	if !convertible(law, p.Send) {
 		return
 	}
 	if law != p.Send {
