@@ -321,10 +321,12 @@ type CallInfo struct {
 type StreamInfo struct {
 	Direction   string `json:"direction"`
 	Codec       string `json:"codec"`
+	PayloadType uint8  `json:"payload_type"`
 	LocalRTP    string `json:"local_rtp"`
 	RemoteRTP   string `json:"remote_rtp"`
 	RelayLocal  string `json:"relay_local"`
 	RelayRemote string `json:"relay_remote"`
+	HoldTone    *bool  `json:"hold_tone"`
 }
 
 // Event is one Server-Sent Event of GET /v1/events.
