@@ -5,12 +5,16 @@ package tests
 // baresip's own G.722 codec hearing uad's tone.
 
 import (
+	"encoding/binary"
 	"math"
+	"os/exec"
+	"path/filepath"
 	"sort"
 	"testing"
 	"time"
 
 	"uad/media/g722"
+	"uad/tests/internal/g711"
 )
 
 // g722Tone decodes the G.722 payloads of pkts (in sequence order) and
@@ -118,4 +122,89 @@ func TestPassthroughEchoUADtoUAD(t *testing.T) {
 	}
 	b.Hangup(cb.ID)
 	evA.WaitType(t, "call.ended", idA, sigTimeout)
+}
+
+// baresip, with its own G.722 codec only, calls uad in tone mode (1 kHz):
+// the call is G.722, and what baresip decodes (its sndfile dump) is the
+// tone, at 16 kHz.
+func TestG722Baresip(t *testing.T) {
+	t.Parallel()
+	requirePeer(t, "baresip", "sox")
+	u := startUAD(t, UADOptions{Media: "tone", Config: map[string]any{"media.codecs": []string{"G722", "PCMU"}, "media.tone": "1000"}})
+	ev := u.Events()
+	dumps := t.TempDir()
+	b := startBaresip(t, BaresipOptions{
+		AccountParams: ";audio_codecs=G722/16000/1",
+		WAVRate:       16000, // baresip's aufile plays only at the codec's rate
+		ExtraConfig:   "module\t\t\tg722.so\nmodule\t\t\tsndfile.so\nsnd_path\t\t" + dumps + "\n",
+	})
+	id := b.dialUAD(t, u, ev)
+	if c := u.Call(id); c.Audio == nil || c.Audio.Codec != "G722" || c.Audio.PayloadType != 9 {
+		t.Fatalf("audio %+v, want G722 (baresip offers only it)", c.Audio)
+	}
+	// A second of the tone, at least, for the dump to hold.
+	if !poll(5*time.Second, 50*time.Millisecond, func() bool { return b.RTPReceived() >= 50 }) {
+		t.Fatalf("baresip received %d RTP packets, want >= 50\n%s", b.RTPReceived(), b.AudioDebug())
+	}
+	b.hangUp(t)
+	ev.WaitType(t, "call.ended", id, sigTimeout)
+	dec, _ := filepath.Glob(filepath.Join(dumps, "dump-*-dec.wav"))
+	if len(dec) != 1 {
+		t.Fatalf("baresip's decoded audio: files %v, want one dump-*-dec.wav", dec)
+	}
+	pcm := readWAV16k(t, dec[0])
+	if len(pcm) < 16000 {
+		t.Fatalf("baresip decoded %d samples, want >= 1 s at 16 kHz", len(pcm))
+	}
+	share, rms := toneShare16k(pcm[len(pcm)/2:], 1000)
+	t.Logf("baresip hears: %.3f of the energy at 1 kHz, rms %.0f", share, rms)
+	if share < 0.9 || rms < 1000 {
+		t.Errorf("baresip hears %.3f of the energy at 1 kHz, rms %.0f; want >= 0.9 of a tone at -13 dBFS", share, rms)
+	}
+}
+
+// readWAV16k reads a WAV file as 16 kHz 16-bit mono samples (sox converts).
+func readWAV16k(t testing.TB, path string) []int16 {
+	t.Helper()
+	out, err := exec.Command("sox", path, "-t", "raw", "-e", "signed-integer", "-b", "16", "-L", "-c", "1", "-r", "16000", "-").Output()
+	if err != nil {
+		t.Fatalf("sox %s: %v", path, err)
+	}
+	pcm := make([]int16, len(out)/2)
+	for i := range pcm {
+		pcm[i] = int16(binary.LittleEndian.Uint16(out[2*i:]))
+	}
+	return pcm
+}
+
+// uad bridges baresip (G.722, sending its 440 Hz tone at 16 kHz) with a
+// call to a second uad in PCMU only, which relays to the test's socket:
+// baresip's tone, decoded from its own G.722 encoder and taken to 8 kHz,
+// arrives as µ-law.
+func TestG722BridgeBaresipToPCMU(t *testing.T) {
+	t.Parallel()
+	requirePeer(t, "baresip", "sox")
+	endB := newRTPPeer(t, 0)
+	u := startUAD(t, UADOptions{Config: map[string]any{"media.codecs": []string{"G722", "PCMU"}}})
+	b := startUAD(t, UADOptions{Name: "B", Media: "relay", Relay: endB.Addr(), Config: map[string]any{"media.codecs": []string{"PCMU"}}})
+	ev, evB := u.Events(), b.Events()
+	bs := startBaresip(t, BaresipOptions{AccountParams: ";audio_codecs=G722/16000/1", WAVRate: 16000, ExtraConfig: "module\t\t\tg722.so\n"})
+	wide := bs.dialUAD(t, u, ev)
+	narrow := u.PlaceCall(b.SIPURI("uad"), nil)
+	waitBothConnected(t, ev, narrow.ID, evB)
+	if c := u.Call(wide); c.Audio == nil || c.Audio.Codec != "G722" {
+		t.Fatalf("baresip's call: audio %+v, want G722", c.Audio)
+	}
+	if c := u.Call(narrow.ID); c.Audio == nil || c.Audio.Codec != "PCMU" {
+		t.Fatalf("the call to B: audio %+v, want PCMU", c.Audio)
+	}
+
+	createBridge(t, u, wide, narrow.ID)
+	bridged := time.Now()
+	first := expectFlow(t, "baresip's tone at B's endpoint", endB, bridged, 25, isLawTone(g711.PCMU, 440))
+	if pk := packetsSince(endB, first); len(filter(pk, isLawTone(g711.PCMU, 440))) < len(pk)*9/10 {
+		t.Errorf("B's endpoint: %d of %d packets since the first are baresip's tone, want >= 90%%", len(filter(pk, isLawTone(g711.PCMU, 440))), len(pk))
+	}
+	bs.hangUp(t)
+	ev.WaitType(t, "call.ended", wide, sigTimeout)
 }
