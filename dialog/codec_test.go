@@ -1,7 +1,10 @@
 package dialog
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	gosip "github.com/emiago/sipgo/sip"
@@ -94,5 +97,30 @@ func TestOfferDirectionPassthrough(t *testing.T) {
 		if got := c.offerDirection(tt.localHold); got != tt.want {
 			t.Errorf("%s hold=%v: offer %s, want %s", tt.dialect, tt.localHold, got, tt.want)
 		}
+	}
+}
+
+// A pass-through codec is bridged only to a leg that sends the same: uad
+// cannot convert it.
+func TestBridgePassthroughNeedsTheSameCodec(t *testing.T) {
+	opus := codecLaw(t, "opus/48000/2")
+	h := newHarness(t, func(c *Config) { c.Laws = []media.Law{opus, media.PCMU} })
+	opusA := h.liveIncoming(peerCodecSDP(1, "sendrecv", 111, "opus/48000/2"))
+	pcmu := h.liveIncoming(peerCodecSDP(1, "sendrecv", 0, "PCMU/8000"))
+	opusB := h.liveIncoming(peerCodecSDP(1, "sendrecv", 96, "opus/48000/2"))
+	for _, c := range []*Call{opusA.call, pcmu.call, opusB.call} {
+		h.sync(c)
+	}
+
+	_, err := h.m.CreateBridge(context.Background(), []string{opusA.call.id, pcmu.call.id})
+	var state *StateError
+	if !errors.As(err, &state) || !strings.Contains(err.Error(), "opus/48000/2, which uad passes through") {
+		t.Fatalf("bridge opus to PCMU: %v, want a StateError naming the codec", err)
+	}
+	if _, err := h.m.CreateBridge(context.Background(), []string{pcmu.call.id, opusA.call.id}); !errors.As(err, &state) {
+		t.Fatalf("bridge PCMU to opus: %v, want a StateError", err)
+	}
+	if _, err := h.m.CreateBridge(context.Background(), []string{opusA.call.id, opusB.call.id}); err != nil {
+		t.Fatalf("bridge opus to opus (payload types 111 and 96): %v", err)
 	}
 }
