@@ -32,13 +32,8 @@ var ErrTooManyCodecs = errors.New("media: too many distinct pass-through codecs"
 // CodecLaw returns the Law that stands for a media.codecs entry: the codec
 // uad encodes, or a pass-through codec (the same Law each time it is named).
 func CodecLaw(spec codecspec.Spec) (Law, error) {
-	switch strings.ToUpper(spec.Name) {
-	case "PCMU":
-		return PCMU, nil
-	case "PCMA":
-		return PCMA, nil
-	case "G722":
-		return G722, nil
+	if l, ok := encodedLaw(spec.Name); ok {
+		return l, nil
 	}
 	if l, ok := passthroughLaw(spec.Name, spec.Rate, spec.Channels); ok {
 		return l, nil
@@ -60,6 +55,19 @@ func CodecLaw(spec codecspec.Spec) (Law, error) {
 	grown := append(specs[:len(specs):len(specs)], spec)
 	passthrough.Store(&grown)
 	return Law(firstPassthrough + len(specs)), nil
+}
+
+// encodedLaw returns the codec uad encodes of an encoding name, if it is one.
+func encodedLaw(name string) (Law, bool) {
+	switch strings.ToUpper(name) {
+	case "PCMU":
+		return PCMU, true
+	case "PCMA":
+		return PCMA, true
+	case "G722":
+		return G722, true
+	}
+	return 0, false
 }
 
 // passthroughLaw finds a pass-through codec by its rtpmap name, rate and

@@ -76,13 +76,8 @@ func (f Format) IsDTMF() bool { return strings.EqualFold(f.Name, "telephone-even
 // law or G.722) or a pass-through codec media.codecs names.
 func (f Format) Law() (Law, bool) {
 	if f.Rate == 8000 && f.Channels <= 1 {
-		switch strings.ToUpper(f.Name) {
-		case "PCMU":
-			return PCMU, true
-		case "PCMA":
-			return PCMA, true
-		case "G722":
-			return G722, true
+		if l, ok := encodedLaw(f.Name); ok {
+			return l, true
 		}
 	}
 	return passthroughLaw(f.Name, f.Rate, f.Channels)

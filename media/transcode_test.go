@@ -111,6 +111,14 @@ func TestG722ToneClip(t *testing.T) {
 	if len(hold.data) != 4*G711Rate {
 		t.Errorf("hold tone clip of %d bytes, want 4 s", len(hold.data))
 	}
+	// Music on hold from an 8 kHz WAV: taken to 16 kHz and encoded.
+	wav := NewWAVClip(sineAt(700, G711Rate, G711Rate/2, 8000), G722)
+	if wav.Law() != G722 || len(wav.data) != G711Rate/2 {
+		t.Fatalf("WAV clip: %v, %d bytes", wav.Law(), len(wav.data))
+	}
+	if share := toneShare(decodeAny(t, wav.data, G722)[800:], 700); share < 0.98 {
+		t.Errorf("WAV clip: only %.4f of the energy at 700 Hz", share)
+	}
 }
 
 // A call negotiated in G.722 hears its tone in G.722, and is echoed

@@ -192,15 +192,22 @@ func (b *band) highAdapt(code uint8, d int32) {
 	b.update(d)
 }
 
-func (b *band) reset(step int32) { *b = band{step: step} }
+// subbands are the two bands' states, as encoder and decoder keep them.
+type subbands struct{ low, high band }
+
+// reset puts both bands in the state the standard starts from.
+func (s *subbands) reset() {
+	s.low = band{step: lowStepReset}
+	s.high = band{step: highStepReset}
+}
 
 // FrameBytes is the size of a 20 ms frame: 320 samples at 16 kHz.
 const FrameBytes = 160
 
 // Encoder turns 16 kHz samples into G.722 codes.
 type Encoder struct {
-	low, high band
-	history   [24]int32 // input samples, [23] newest
+	subbands
+	history [24]int32 // input samples, [23] newest
 }
 
 // NewEncoder returns an encoder in the reset state.
@@ -213,8 +220,7 @@ func NewEncoder() *Encoder {
 // Reset puts the encoder in the state the standard starts from.
 func (e *Encoder) Reset() {
 	*e = Encoder{}
-	e.low.reset(lowStepReset)
-	e.high.reset(highStepReset)
+	e.subbands.reset()
 }
 
 // Encode codes pcm, which must have an even number of samples, into dst,
@@ -294,7 +300,7 @@ func (e *Encoder) encodeHigh(x int32) uint8 {
 
 // Decoder turns G.722 codes back into 16 kHz samples.
 type Decoder struct {
-	low, high band
+	subbands
 	// Sum and difference of the sub-bands, [11] newest.
 	sum, difference [12]int32
 }
@@ -309,8 +315,7 @@ func NewDecoder() *Decoder {
 // Reset puts the decoder in the state the standard starts from.
 func (d *Decoder) Reset() {
 	*d = Decoder{}
-	d.low.reset(lowStepReset)
-	d.high.reset(highStepReset)
+	d.subbands.reset()
 }
 
 // Decode decodes codes into pcm, two samples a byte, and returns the number
