@@ -54,3 +54,20 @@ func TestSame(t *testing.T) {
 		t.Errorf("Same: %v~%v %v, %v~%v %v", a, b, a.Same(b), a, c, a.Same(c))
 	}
 }
+
+// Whatever parses is written back in a form that parses to the same codec.
+func FuzzParseCodec(f *testing.F) {
+	for _, s := range []string{"PCMU", "g722/8000", "opus/48000/2", "G729/8000/1", "x/1/9", "telephone-event/8000", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		spec, err := Parse(s)
+		if err != nil {
+			return
+		}
+		again, err := Parse(spec.String())
+		if err != nil || !again.Same(spec) || again.String() != spec.String() {
+			t.Fatalf("Parse(%q) = %v, written %q, parsed again %v (%v)", s, spec, spec.String(), again, err)
+		}
+	})
+}
