@@ -97,30 +97,41 @@ func encodeClip(pcm []int16, loopFrom int, law Law) *Clip {
 }
 
 // encodeG722Clip encodes 8 kHz samples as G.722, taken to 16 kHz first.
-// G.722 codes depend on all that came before, so a looping clip is encoded
-// with its loop repeated for at least a second, time for the encoder to
-// adapt to it, and keeps the last pass: where playback wraps, the codes go
-// on as if the encoder had never stopped.
+// G.722 codes depend on all that came before, so the loop of a looping
+// clip is encoded after a warm-up of what precedes its start when playback
+// wraps (its own end, a second of it at least, time for the encoder to
+// adapt): where playback wraps, the codes go on as if the encoder had never
+// stopped.
 func encodeG722Clip(pcm []int16, loopFrom int) []byte {
-	src := pcm
-	if loopFrom >= 0 {
-		loop := pcm[loopFrom:]
-		passes := 1 + (G711Rate+len(loop)-1)/len(loop)
-		src = make([]int16, 0, loopFrom+passes*len(loop))
-		src = append(src, pcm[:loopFrom]...)
-		for range passes {
-			src = append(src, loop...)
+	if loopFrom < 0 {
+		return encodeG722(pcm)
+	}
+	loop := pcm[loopFrom:]
+	var warm []int16
+	if len(loop) >= G711Rate {
+		warm = loop[len(loop)-G711Rate:]
+	} else {
+		for len(warm) < G711Rate {
+			warm = append(warm, loop...)
 		}
 	}
-	wide := make([]int16, 2*len(src))
+	codes := encodeG722(append(warm[:len(warm):len(warm)], loop...))
+	return append(encodeG722(pcm[:loopFrom]), codes[len(warm):]...)
+}
+
+// encodeG722 encodes 8 kHz samples as G.722 from the reset state, a frame
+// at a time.
+func encodeG722(pcm []int16) []byte {
+	codes := make([]byte, len(pcm))
+	enc := g722.NewEncoder()
 	var up upsampler
-	up.process(wide, src)
-	codes := make([]byte, len(src))
-	g722.NewEncoder().Encode(codes, wide)
-	if loopFrom < 0 {
-		return codes
+	var wide [2 * G711FrameSize]int16
+	for i := 0; i < len(pcm); i += G711FrameSize {
+		n := min(G711FrameSize, len(pcm)-i)
+		up.process(wide[:2*n], pcm[i:i+n])
+		enc.Encode(codes[i:i+n], wide[:2*n])
 	}
-	return append(codes[:loopFrom:loopFrom], codes[len(codes)-(len(pcm)-loopFrom):]...)
+	return codes
 }
 
 func segmentHas(seg tonespec.Segment, freq int) bool {
