@@ -143,9 +143,10 @@ func TestG722Baresip(t *testing.T) {
 	if c := u.Call(id); c.Audio == nil || c.Audio.Codec != "G722" || c.Audio.PayloadType != 9 {
 		t.Fatalf("audio %+v, want G722 (baresip offers only it)", c.Audio)
 	}
-	// A second of the tone, at least, for the dump to hold.
-	if !poll(5*time.Second, 50*time.Millisecond, func() bool { return b.RTPReceived() >= 50 }) {
-		t.Fatalf("baresip received %d RTP packets, want >= 50\n%s", b.RTPReceived(), b.AudioDebug())
+	// 1.2 s of the tone: what baresip's jitter buffer still holds aside,
+	// the dump gets most of a second.
+	if !poll(5*time.Second, 50*time.Millisecond, func() bool { return b.RTPReceived() >= 60 }) {
+		t.Fatalf("baresip received %d RTP packets, want >= 60\n%s", b.RTPReceived(), b.AudioDebug())
 	}
 	b.hangUp(t)
 	ev.WaitType(t, "call.ended", id, sigTimeout)
@@ -154,8 +155,8 @@ func TestG722Baresip(t *testing.T) {
 		t.Fatalf("baresip's decoded audio: files %v, want one dump-*-dec.wav", dec)
 	}
 	pcm := readWAV16k(t, dec[0])
-	if len(pcm) < 16000 {
-		t.Fatalf("baresip decoded %d samples, want >= 1 s at 16 kHz", len(pcm))
+	if len(pcm) < 12000 {
+		t.Fatalf("baresip decoded %d samples, want >= 0.75 s at 16 kHz", len(pcm))
 	}
 	share, rms := toneShare16k(pcm[len(pcm)/2:], 1000)
 	t.Logf("baresip hears: %.3f of the energy at 1 kHz, rms %.0f", share, rms)
