@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -34,18 +35,7 @@ func pts(fs []Format) []int {
 	return out
 }
 
-func samePTs(got []Format, want ...int) bool {
-	g := pts(got)
-	if len(g) != len(want) {
-		return false
-	}
-	for i := range g {
-		if g[i] != want[i] {
-			return false
-		}
-	}
-	return true
-}
+func samePTs(got []Format, want ...int) bool { return slices.Equal(pts(got), want) }
 
 func TestPassthroughCodecLaw(t *testing.T) {
 	opus := mustCodecLaw(t, "opus/48000/2")
@@ -198,5 +188,49 @@ func TestStreamPassthroughEcho(t *testing.T) {
 	got := readRTP(t, peer)
 	if got.PayloadType != 111 || string(got.Payload) != string(payload) || got.SSRC == 42 {
 		t.Errorf("echo PT %d payload %x SSRC %x, want PT 111, %x untouched, uad's SSRC", got.PayloadType, got.Payload, got.SSRC, payload)
+	}
+}
+
+// Over every SDP captured from Asterisk, FreeSWITCH and baresip, with uad
+// preferring other codecs than the peers: the answer lists the offered
+// codecs uad supports in the offerer's order, under the offerer's payload
+// types, and uad sends the first of them.
+func TestAnswerKeepsOffererOrderCaptured(t *testing.T) {
+	laws := []Law{mustCodecLaw(t, "opus/48000/2"), G722, PCMA, PCMU}
+	files, _ := filepath.Glob("testdata/sdp/*.sdp")
+	if len(files) == 0 {
+		t.Fatal("no captured SDP")
+	}
+	for _, file := range files {
+		body, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs, err := ParseRemote(body)
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		audio, _ := rs.Stream("audio")
+		answer := AnswerAudio(audio.Formats, laws)
+		var want []int
+		for _, f := range audio.Formats {
+			if l, ok := f.Law(); ok && hasLaw(laws, l) {
+				want = append(want, int(f.PT))
+			}
+		}
+		var got []int
+		for _, f := range answer {
+			if !f.IsDTMF() {
+				got = append(got, int(f.PT))
+			}
+		}
+		if len(want) == 0 || !slices.Equal(got, want) {
+			t.Errorf("%s: answered codecs %v, want %v (the offerer's order and numbers)", filepath.Base(file), got, want)
+			continue
+		}
+		p, err := NegotiateAudio(&LocalStream{Kind: "audio", Formats: answer}, audio, answer, laws)
+		if err != nil || int(p.SendPT) != want[0] {
+			t.Errorf("%s: sends PT %d (%v), want %d", filepath.Base(file), p.SendPT, err, want[0])
+		}
 	}
 }
