@@ -50,8 +50,9 @@ func toneShare16k(pcm []int16, freq float64) (share, rms float64) {
 	return power / (sum / n), math.Sqrt(sum / n)
 }
 
-// uad A calls uad B, both preferring G.722. A holds B: B's peer (the
-// test's relay endpoint) hears A's hold tone, 1 kHz, through G.722.
+// uad A calls uad B, both preferring G.722. A's DTMF reaches B; A holds
+// B: B's peer (the test's relay endpoint) hears A's hold tone, 1 kHz,
+// through G.722.
 func TestG722HoldToneUADtoUAD(t *testing.T) {
 	t.Parallel()
 	endB := newRTPPeer(t, 0)
@@ -67,6 +68,10 @@ func TestG722HoldToneUADtoUAD(t *testing.T) {
 			t.Fatalf("call %s audio %+v, want G722, PT 9, hold_tone true", c.ID, c.Audio)
 		}
 	}
+
+	// DTMF (RFC 4733 events on the 8 kHz clock G.722 shares) goes across.
+	mustSendDTMF(t, a, ca.ID, "72")
+	waitDigits(t, evB, idB, "7", "2")
 
 	mustHold(t, a, ca.ID)
 	held := time.Now()
