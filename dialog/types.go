@@ -58,17 +58,15 @@ type CallInfo struct {
 
 // StreamInfo describes one media stream of a call.
 type StreamInfo struct {
-	Direction   string `json:"direction"`
-	Codec       string `json:"codec"`
-	PayloadType uint8  `json:"payload_type"`
-	LocalRTP    string `json:"local_rtp"`
-	RemoteRTP   string `json:"remote_rtp"`
-	RelayLocal  string `json:"relay_local,omitempty"`
-	RelayRemote string `json:"relay_remote,omitempty"`
-	// HoldTone, for audio, tells whether uad can play tones in the call's
-	// codec: false for a pass-through codec, whose hold offers inactive.
-	HoldTone *bool        `json:"hold_tone,omitempty"`
-	Stats    *StreamStats `json:"stats,omitempty"`
+	Direction   string       `json:"direction"`
+	Codec       string       `json:"codec"`
+	PayloadType uint8        `json:"payload_type"`
+	LocalRTP    string       `json:"local_rtp"`
+	RemoteRTP   string       `json:"remote_rtp"`
+	RelayLocal  string       `json:"relay_local,omitempty"`
+	RelayRemote string       `json:"relay_remote,omitempty"`
+	HoldTone    *bool        `json:"hold_tone,omitempty"` // audio: false when uad cannot play tones in the codec (pass-through)
+	Stats       *StreamStats `json:"stats,omitempty"`
 }
 
 // StreamStats counts RTP of one stream, each way.

@@ -6,8 +6,9 @@ import (
 	"github.com/zaf/g711"
 )
 
-// Law is an audio codec uad encodes and decodes: one of the two G.711
-// companding laws, or G.722. Its value is the static RTP payload type.
+// Law names an audio codec: one uad encodes and decodes (a G.711
+// companding law or G.722), whose value is its static RTP payload type, or
+// from 128 up one it passes through (codec.go).
 type Law uint8
 
 const (
