@@ -20,8 +20,8 @@ const toneRampSamples = G711Rate * 5 / 1000
 var toneAmplitude = math.MaxInt16 * math.Pow(10, -13.0/20)
 
 // A Clip is audio precomputed in one codec (a G.711 law or G.722), ready to
-// be sent in 20 ms frames. It is immutable, so one Clip serves every call; each stream
-// reads it through its own ClipCursor.
+// be sent in 20 ms frames. It is immutable, so one Clip serves every call;
+// each stream reads it through its own ClipCursor.
 type Clip struct {
 	law  Law
 	data []byte // the encoded samples
@@ -103,7 +103,7 @@ func encodeClip(pcm []int16, loopFrom int, law Law) *Clip {
 // adapt): where playback wraps, the codes go on as if the encoder had never
 // stopped.
 func encodeG722Clip(pcm []int16, loopFrom int) []byte {
-	if loopFrom < 0 {
+	if loopFrom < 0 || loopFrom >= len(pcm) {
 		return encodeG722(pcm)
 	}
 	loop := pcm[loopFrom:]
