@@ -453,10 +453,16 @@ func FuzzToneClip(f *testing.F) {
 		if total > 2*time.Second { // rendering long clips would slow the fuzzer down
 			return
 		}
-		cur := NewToneClip(ts, PCMU).Cursor()
-		frame := make([]byte, G711FrameSize)
-		for range 20 {
-			cur.Next(frame)
+		for _, law := range []Law{PCMU, G722} {
+			clip := NewToneClip(ts, law)
+			if len(clip.data) != len(NewToneClip(ts, PCMA).data) {
+				t.Fatalf("%v clip of %d bytes, a G.711 one of %d", law, len(clip.data), len(NewToneClip(ts, PCMA).data))
+			}
+			cur := clip.Cursor()
+			frame := make([]byte, G711FrameSize)
+			for range 20 {
+				cur.Next(frame)
+			}
 		}
 	})
 }
