@@ -256,7 +256,7 @@ func newCallCollector(cfg MetricsConfig) *callCollector {
 	return &callCollector{
 		cfg:      cfg,
 		active:   prometheus.NewDesc("uad_active_calls", "Calls not yet ended.", nil, nil),
-		holdTone: prometheus.NewDesc("uad_hold_tone_streams", "Calls this side holds (state hold): the held party gets the hold tone.", nil, nil),
+		holdTone: prometheus.NewDesc("uad_hold_tone_streams", "Calls this side holds (state hold) in a codec uad plays tones in: the held party gets the hold tone.", nil, nil),
 		packets:  prometheus.NewDesc("uad_rtp_packets_total", "RTP packets of every call's streams, by direction.", []string{"direction"}, nil),
 		bytes:    prometheus.NewDesc("uad_rtp_bytes_total", "RTP payload bytes of every call's streams, by direction.", []string{"direction"}, nil),
 		refused:  prometheus.NewDesc("uad_sip_refused_total", "SIP requests refused by sip.allow or sip.rate_limit, by reason.", []string{"reason"}, nil),
@@ -302,7 +302,9 @@ func (c *callCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	held := 0
 	for _, call := range calls {
-		if call.State == dialog.StateHold {
+		// A call in a codec uad passes through gets no hold tone.
+		silent := call.Audio != nil && call.Audio.HoldTone != nil && !*call.Audio.HoldTone
+		if call.State == dialog.StateHold && !silent {
 			held++
 		}
 	}

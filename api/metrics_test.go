@@ -165,6 +165,21 @@ func TestMetricsCountEvents(t *testing.T) {
 	}
 }
 
+// A held call in a codec uad only passes through hears no hold tone, and
+// is not counted as if it did.
+func TestMetricsHoldToneNeedsACodecWithTones(t *testing.T) {
+	_, _, list, h := newTestMetrics(t)
+	tones, none := true, false
+	withTones := callWithStats("g722", dialog.StateHold, 1, 1)
+	withTones.Audio.HoldTone = &tones
+	without := callWithStats("opus", dialog.StateHold, 1, 1)
+	without.Audio.HoldTone = &none
+	list.set(withTones, without)
+	if g := scrape(t, h, nil)[`uad_hold_tone_streams`]; g != 1 {
+		t.Errorf("uad_hold_tone_streams = %v, want 1 (the opus call has no hold tone)", g)
+	}
+}
+
 func TestMetricsCallGauges(t *testing.T) {
 	_, _, list, h := newTestMetrics(t)
 	list.set(

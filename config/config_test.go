@@ -520,7 +520,14 @@ func TestErrors(t *testing.T) {
 		{"port range no dash", "media:\n  rtp_ports: 10000\n", `bad.yaml:2: media.rtp_ports: "10000": want FIRST-LAST, e.g. 10000-29999`},
 		{"media advertise", "media:\n  advertise: example.com\n", `bad.yaml:2: media.advertise: "example.com": want an IP address`},
 		{"media bind", "media:\n  bind: \"127.0.0.1:5000\"\n", `bad.yaml:2: media.bind: "127.0.0.1:5000": want an IP address`},
-		{"codec", "media:\n  codecs: [PCMU, G729]\n", `bad.yaml:2: media.codecs[1]: "G729": want PCMU or PCMA`},
+		{"codec without rate", "media:\n  codecs: [PCMU, G729]\n", `bad.yaml:2: media.codecs[1]: "G729": give its RTP clock rate, NAME/RATE[/CHANNELS], e.g. G729/8000`},
+		{"codec form", "media:\n  codecs:\n    - PCMU\n    - \"opus 48000\"\n", `bad.yaml:4: media.codecs[1]: "opus 48000": want NAME/RATE[/CHANNELS], e.g. opus/48000/2`},
+		{"codec rate", "media:\n  codecs: [opus/48k/2]\n", `bad.yaml:2: media.codecs[0]: "opus/48k/2": rate "48k" is not a whole number of Hz`},
+		{"codec channels", "media:\n  codecs: [opus/48000/two]\n", `bad.yaml:2: media.codecs[0]: "opus/48000/two": channels "two": want 1 to 8`},
+		{"codec wrong rate", "media:\n  codecs: [G722/16000]\n", `bad.yaml:2: media.codecs[0]: "G722/16000": G722 is G722/8000, mono (RFC 3551)`},
+		{"codec dtmf", "media:\n  codecs: [PCMU, telephone-event/8000]\n", `bad.yaml:2: media.codecs[1]: "telephone-event/8000": telephone-event (DTMF) is always offered; list only audio codecs`},
+		{"codec twice in two forms", "media:\n  codecs: [G722, g722/8000]\n", `bad.yaml:2: media.codecs[1]: "g722/8000" is already listed as media.codecs[0]`},
+		{"pass-through codec twice", "media:\n  codecs: [opus/48000/2, OPUS/48000/2]\n", `bad.yaml:2: media.codecs[1]: "OPUS/48000/2" is already listed as media.codecs[0]`},
 		{"codec twice", "media:\n  codecs:\n    - PCMU\n    - pcmu\n", `bad.yaml:4: media.codecs[1]: "pcmu" is already listed as media.codecs[0]`},
 		{"no codec", "media:\n  codecs: []\n", "bad.yaml:2: media.codecs: at least one codec is required"},
 		{"duration", "media:\n  rtp_timeout: 30 seconds\n", `bad.yaml:2: media.rtp_timeout: "30 seconds": not a duration (write e.g. 30s, 500ms or 0s)`},
@@ -796,4 +803,17 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("round trip differs:\n%+v\n%+v\nvia\n%s", cfg, again, out)
 		}
 	})
+}
+
+// media.codecs takes bare names of the codecs uad encodes and NAME/RATE
+// forms of any other, and writes each the one way uad uses it.
+func TestCodecForms(t *testing.T) {
+	cfg, err := Parse("a.yaml", []byte("media:\n  codecs: [g722/8000, opus/48000/2, pcmu, G729/8000/1]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"G722", "opus/48000/2", "PCMU", "G729/8000"}
+	if !reflect.DeepEqual(cfg.Media.Codecs, want) {
+		t.Errorf("media.codecs = %q, want %q", cfg.Media.Codecs, want)
+	}
 }

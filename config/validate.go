@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"uad/media/codecspec"
 	"uad/media/tonespec"
 )
 
@@ -345,13 +346,18 @@ func (d *decoder) validateMedia(m *Media) {
 	seen := map[string]int{}
 	for i, codec := range m.Codecs {
 		path := fmt.Sprintf("media.codecs[%d]", i)
-		m.Codecs[i] = strings.ToUpper(codec)
-		if first, dup := seen[m.Codecs[i]]; dup {
+		spec, err := codecspec.Parse(codec)
+		if err != nil {
+			d.check(path, err)
+			continue
+		}
+		m.Codecs[i] = spec.String()
+		key := strings.ToLower(m.Codecs[i])
+		if first, dup := seen[key]; dup {
 			d.check(path, fmt.Errorf("%q is already listed as media.codecs[%d]", codec, first))
 			continue
 		}
-		seen[m.Codecs[i]] = i
-		d.checkEnum(path, m.Codecs[i], "PCMU", "PCMA")
+		seen[key] = i
 	}
 	d.checkSound("media.hold_tone", &m.HoldTone)
 	d.checkSound("media.tone", &m.Tone)

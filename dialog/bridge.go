@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-
-	"uad/media"
 )
 
 // BridgeInfo is a bridge as the control API shows it.
@@ -114,10 +112,17 @@ func (c *Call) joinBridge(id string, partner *Call) error {
 	case c.bridge != nil:
 		return &StateError{Msg: fmt.Sprintf("call %s is already in bridge %s", c.id, c.bridge.id)}
 	}
-	// uad speaks G.711 only, and converts between its two laws; any other
-	// codec could not have been negotiated.
-	if _, ok := c.params.RecvLaw(c.params.SendPT); !ok && c.params.Send != media.PCMU && c.params.Send != media.PCMA {
-		return &StateError{Msg: fmt.Sprintf("call %s: codec %s cannot be bridged", c.id, c.params.Send)}
+	// uad converts between the codecs it encodes (G.711, G.722); a codec it
+	// passes through can only be bridged to a leg that sends the same.
+	if !c.params.Send.Known() {
+		theirs := ""
+		if snap := partner.Snapshot(); snap != nil && snap.Audio != nil {
+			theirs = snap.Audio.Codec
+		}
+		if theirs != c.params.Send.String() {
+			return &StateError{Msg: fmt.Sprintf("call %s sends %s, which uad passes through and cannot convert; call %s sends %s",
+				c.id, c.params.Send, partner.id, theirs)}
+		}
 	}
 	c.bridge = &bridgeLeg{id: id, partner: partner}
 	return nil

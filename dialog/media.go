@@ -56,6 +56,10 @@ func (c *Call) applyMedia() {
 	})
 	c.info.Audio.Direction = string(c.agreed)
 	c.info.Audio.Codec = c.params.Send.String()
+	c.info.Audio.HoldTone = &playsTones
+	if !c.params.Send.Known() {
+		c.info.Audio.HoldTone = &playsNoTones
+	}
 	c.info.Audio.PayloadType = c.params.SendPT
 	if c.params.Remote.IsValid() {
 		c.info.Audio.RemoteRTP = c.params.Remote.String()
@@ -163,3 +167,7 @@ func (c *Call) sendDTMF(digits string, d time.Duration) error {
 	}
 	return nil
 }
+
+// The values StreamInfo.HoldTone points to: shared, so that snapshots
+// showing the same compare equal (sameStream).
+var playsTones, playsNoTones = true, false

@@ -422,9 +422,10 @@ func (c *Call) offerDirection(localHold bool) media.Direction {
 }
 
 // holdSends reports whether we send (the hold tone) while holding: not in
-// the inactive dialect.
+// the inactive dialect, nor when the call's codec is one uad passes through
+// and cannot play a tone in.
 func (c *Call) holdSends(localHold bool) bool {
-	return !localHold || c.dialect != DialectInactive
+	return !localHold || c.dialect != DialectInactive && c.params.Send.Known()
 }
 
 // rollback restores our SDP as it was before r's offer.

@@ -65,6 +65,7 @@ type StreamInfo struct {
 	RemoteRTP   string       `json:"remote_rtp"`
 	RelayLocal  string       `json:"relay_local,omitempty"`
 	RelayRemote string       `json:"relay_remote,omitempty"`
+	HoldTone    *bool        `json:"hold_tone,omitempty"` // audio: false when uad cannot play tones in the codec (pass-through)
 	Stats       *StreamStats `json:"stats,omitempty"`
 }
 

@@ -41,6 +41,9 @@ type Engine struct {
 	clips  map[clipKey]*Clip
 }
 
+// clipCodecs are the codecs tones are precomputed in.
+var clipCodecs = []Law{PCMU, PCMA, G722}
+
 type clipKey struct {
 	spec string
 	law  Law
@@ -65,7 +68,7 @@ func newEngine(log zerolog.Logger, cfg EngineConfig, sched *scheduler) (*Engine,
 		start: time.Now(),
 	}
 	for _, spec := range []string{cfg.HoldTone, cfg.Tone} {
-		for _, law := range []Law{PCMU, PCMA} {
+		for _, law := range clipCodecs {
 			c, err := LoadClip(spec, law)
 			if err != nil {
 				sched.stop()
@@ -109,7 +112,7 @@ func (e *Engine) toneSpec() string {
 func (e *Engine) SetTones(hold, tone string) error {
 	loaded := map[clipKey]*Clip{}
 	for _, spec := range []string{hold, tone} {
-		for _, law := range []Law{PCMU, PCMA} {
+		for _, law := range clipCodecs {
 			c, err := LoadClip(spec, law)
 			if err != nil {
 				return fmt.Errorf("media: %q: %w", spec, err)

@@ -6,13 +6,22 @@ import (
 	"github.com/zaf/g711"
 )
 
-// Law is a G.711 companding law. Its value is the static RTP payload type.
+// Law names an audio codec: one uad encodes and decodes (a G.711
+// companding law or G.722), whose value is its static RTP payload type, or
+// from 128 up one it passes through (codec.go).
 type Law uint8
 
 const (
 	PCMU Law = 0 // μ-law
 	PCMA Law = 8 // A-law
+	// G722 is G.722 at 64 kbit/s: 16 kHz audio, one byte for each 1/8000 s,
+	// on the 8 kHz RTP clock RFC 3551 gives it (its SDP name: G722/8000).
+	G722 Law = 9
 )
+
+// g722Silence is the code a G.722 encoder writes for silence from its
+// reset state.
+const g722Silence = 0xFA
 
 const (
 	// G711Rate is the sample rate of G.711 audio and of its RTP clock.
@@ -28,14 +37,29 @@ func (l Law) String() string {
 		return "PCMU"
 	case PCMA:
 		return "PCMA"
+	case G722:
+		return "G722"
+	}
+	if l >= firstPassthrough {
+		if s := l.Spec(); s.Name != "" {
+			return s.String()
+		}
 	}
 	return fmt.Sprintf("Law(%d)", uint8(l))
 }
 
-// Silence returns the byte that encodes a zero sample.
+// Silence returns the byte that encodes a zero sample (for G.722, the
+// first code of silence from the reset state).
 func (l Law) Silence() byte {
+	if l == G722 {
+		return g722Silence
+	}
 	return EncodeSample(l, 0)
 }
+
+// Known reports whether uad encodes and decodes l (false for a codec it
+// passes through).
+func (l Law) Known() bool { return l == PCMU || l == PCMA || l == G722 }
 
 // EncodeSample encodes one 16-bit linear sample. It panics for a Law other
 // than PCMU and PCMA: that is a programming error, not bad input.

@@ -14,6 +14,7 @@ func TestLawNames(t *testing.T) {
 	}{
 		{PCMU, "PCMU", 0xFF},
 		{PCMA, "PCMA", 0xD5},
+		{G722, "G722", 0xFA},
 	}
 	for _, tt := range tests {
 		if got := tt.law.String(); got != tt.name {
@@ -23,8 +24,8 @@ func TestLawNames(t *testing.T) {
 			t.Errorf("%v.Silence() = %#x, want %#x", tt.law, got, tt.silence)
 		}
 	}
-	if got := Law(9).String(); got != "Law(9)" {
-		t.Errorf("Law(9).String() = %q", got)
+	if got := Law(10).String(); got != "Law(10)" {
+		t.Errorf("Law(10).String() = %q", got)
 	}
 }
 

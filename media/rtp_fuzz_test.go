@@ -146,7 +146,7 @@ func FuzzRTPHeader(f *testing.F) {
 // Seeds (the offers of testdata/sdp and a few odd ones) are in
 // testdata/fuzz/FuzzOfferAnswer.
 func FuzzOfferAnswer(f *testing.F) {
-	laws := []Law{PCMU, PCMA}
+	laws := []Law{PCMU, PCMA, G722, mustCodecLaw(f, "opus/48000/2")}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		rs, err := ParseRemote(body)
 		if err != nil {

@@ -72,24 +72,22 @@ type Format struct {
 // IsDTMF reports whether f is RFC 4733 telephone-event at 8 kHz.
 func (f Format) IsDTMF() bool { return strings.EqualFold(f.Name, "telephone-event") && f.Rate == 8000 }
 
-// Law returns the G.711 law of f, if it is one.
+// Law returns the codec f is, if uad knows it: one it encodes (a G.711
+// law or G.722) or a pass-through codec media.codecs names.
 func (f Format) Law() (Law, bool) {
-	if f.Rate != 8000 {
-		return 0, false
+	if f.Rate == 8000 && f.Channels <= 1 {
+		if l, ok := encodedLaw(f.Name); ok {
+			return l, true
+		}
 	}
-	switch strings.ToUpper(f.Name) {
-	case "PCMU":
-		return PCMU, true
-	case "PCMA":
-		return PCMA, true
-	}
-	return 0, false
+	return passthroughLaw(f.Name, f.Rate, f.Channels)
 }
 
 // staticFormats are the RFC 3551 payload types a peer may use without rtpmap.
 var staticFormats = map[uint8]Format{
 	0:  {PT: 0, Name: "PCMU", Rate: 8000, Channels: 1},
 	8:  {PT: 8, Name: "PCMA", Rate: 8000, Channels: 1},
+	9:  {PT: 9, Name: "G722", Rate: 8000, Channels: 1},
 	13: {PT: 13, Name: "CN", Rate: 8000, Channels: 1},
 }
 

@@ -44,6 +44,7 @@ type sender struct {
 	fir  firState
 
 	packets, bytes uint64
+	conv           *transcoder // codec conversion of forwarded audio; nil until needed
 
 	// buf assembles a packet whose payload has no room for the header
 	// before it; last, so that the state every packet uses stays together.

@@ -45,11 +45,25 @@ func NewLocalSession(id uint64, addr netip.Addr) *LocalSession {
 	return &LocalSession{SessionID: id, Version: id, Addr: addr}
 }
 
-// AudioFormats are the formats uad offers for audio, in the given law order.
+// firstDynamicPT is where dynamic payload types start (RFC 3551 §3).
+const firstDynamicPT = 96
+
+// AudioFormats are the formats uad offers for audio, in the given codec
+// order: codecs it encodes under their static payload types, pass-through
+// codecs under dynamic ones from 96 up, around telephone-event's.
 func AudioFormats(laws []Law, dtmf bool) []Format {
 	fs := make([]Format, 0, len(laws)+1)
+	dynamic := uint8(firstDynamicPT)
 	for _, l := range laws {
-		fs = append(fs, Format{PT: uint8(l), Name: l.String(), Rate: 8000, Channels: 1})
+		if l.Known() {
+			fs = append(fs, l.format(uint8(l)))
+			continue
+		}
+		if dynamic == DTMFPayloadType {
+			dynamic++
+		}
+		fs = append(fs, l.format(dynamic))
+		dynamic++
 	}
 	if dtmf {
 		fs = append(fs, Format{PT: DTMFPayloadType, Name: "telephone-event", Rate: 8000, Channels: 1, Fmtp: "0-16"})
@@ -172,14 +186,20 @@ func (l *LocalSession) connAddr() string {
 }
 
 // AnswerAudio chooses the formats of an audio answer: the offered codecs uad
-// supports, in the offerer's order, plus telephone-event when offered. It
-// returns nil when no codec is in common.
+// supports, in the offerer's order and under the offerer's payload types
+// (RFC 3264 §6.1), plus telephone-event when offered. A pass-through codec
+// is answered as offered, its parameters (fmtp) included: uad forwards its
+// payloads untouched. It returns nil when no codec is in common.
 func AnswerAudio(offered []Format, laws []Law) []Format {
 	var out []Format
 	var dtmf *Format
 	for _, f := range offered {
 		if law, ok := f.Law(); ok && hasLaw(laws, law) {
-			out = append(out, Format{PT: f.PT, Name: law.String(), Rate: 8000, Channels: 1})
+			if !law.Known() {
+				out = append(out, f)
+				continue
+			}
+			out = append(out, law.format(f.PT))
 		} else if f.IsDTMF() && dtmf == nil {
 			d := f
 			if d.Fmtp == "" {
@@ -209,14 +229,14 @@ func hasLaw(laws []Law, l Law) bool {
 // AudioParams is what the engine needs to send and receive one audio stream.
 type AudioParams struct {
 	Remote   netip.AddrPort // where to send; invalid = nowhere
-	Send     Law            // law of the codec uad sends
+	Send     Law            // codec uad sends (a pass-through one: forwarded only)
 	SendPT   uint8          // payload type uad writes
 	SendDTMF int            // telephone-event PT to write, -1 = none
 	RecvDTMF int            // telephone-event PT the peer writes, -1 = none
-	recvLaw  [128]int8      // PT -> law (+1), 0 = not a G.711 PT of this stream
+	recvLaw  [128]uint16    // PT -> codec (+1), 0 = not an audio codec PT of this stream
 }
 
-// RecvLaw returns the law of a received payload type.
+// RecvLaw returns the codec of a received payload type.
 func (p *AudioParams) RecvLaw(pt uint8) (Law, bool) {
 	if pt > 127 || p.recvLaw[pt] == 0 {
 		return 0, false
@@ -247,7 +267,7 @@ func NegotiateAudio(local *LocalStream, remote *RemoteStream, answer []Format, l
 	}
 	for _, f := range local.Formats {
 		if law, ok := f.Law(); ok {
-			p.recvLaw[f.PT] = int8(law) + 1
+			p.recvLaw[f.PT] = uint16(law) + 1
 		} else if f.IsDTMF() {
 			p.RecvDTMF = int(f.PT)
 		}
@@ -255,7 +275,7 @@ func NegotiateAudio(local *LocalStream, remote *RemoteStream, answer []Format, l
 	// Peers sometimes send a law they listed but we did not (lenient receive).
 	for _, f := range remote.Formats {
 		if law, ok := f.Law(); ok && p.recvLaw[f.PT] == 0 {
-			p.recvLaw[f.PT] = int8(law) + 1
+			p.recvLaw[f.PT] = uint16(law) + 1
 		}
 	}
 	return p, nil

@@ -67,6 +67,16 @@ const (
 )
 
 func (c *StreamConfig) source(video bool) Source {
+	src := c.wantedSource(video)
+	if (src == srcTone || src == srcHoldTone || src == srcSilence) && !c.Params.Send.Known() {
+		// uad cannot encode a pass-through codec: it sends nothing
+		// rather than a tone or silence.
+		return srcNone
+	}
+	return src
+}
+
+func (c *StreamConfig) wantedSource(video bool) Source {
 	switch {
 	case !c.Send || !c.remote(video).IsValid():
 		return srcNone
@@ -193,12 +203,16 @@ func (s *Stream) Configure(cfg StreamConfig) {
 		s.lastTick = time.Time{}
 	}
 	switch s.src {
-	case srcTone, srcHoldTone:
-		spec := s.eng.toneSpec()
-		if s.src == srcHoldTone {
-			spec = s.eng.holdSpec()
+	case srcTone, srcHoldTone, srcSilence:
+		var clip *Clip
+		switch s.src {
+		case srcTone:
+			clip = s.eng.clip(s.eng.toneSpec(), cfg.Params.Send)
+		case srcHoldTone:
+			clip = s.eng.clip(s.eng.holdSpec(), cfg.Params.Send)
+		default:
+			clip = silenceClips[cfg.Params.Send]
 		}
-		clip := s.eng.clip(spec, cfg.Params.Send)
 		if s.src != prev || lawChanged || clip != s.clip {
 			s.clip = clip
 			s.cursor = clip.Cursor()
@@ -274,18 +288,13 @@ func (s *Stream) tick(p *pacer, at time.Time) {
 	}
 	to := s.cfg.Params.Remote
 	switch s.src {
-	case srcTone, srcHoldTone:
+	case srcTone, srcHoldTone, srcSilence:
 		if s.clip == nil {
 			return
 		}
 		s.cursor.Skip(frames - 1)
 		if !s.cursor.Next(s.frame[rtpHeaderLen:]) {
 			return
-		}
-	case srcSilence:
-		sil := s.cfg.Params.Send.Silence()
-		for i := range s.frame[rtpHeaderLen:] {
-			s.frame[rtpHeaderLen+i] = sil
 		}
 	default:
 		return
@@ -441,9 +450,10 @@ func (s *Stream) readRelayRTCP() {
 }
 
 // forward sends a received packet, pkt with its payload at off, on through
-// snd, mapping its payload type to what was negotiated and converting G.711
-// law (into conv) where the two differ. Formats that are neither G.711 nor
-// telephone-event (comfort noise) are dropped. The header sent overwrites
+// snd, mapping its payload type to what was negotiated and converting the
+// codec (into conv) where the two differ and uad encodes both. Other
+// formats (comfort noise, a pass-through codec other than the one sent)
+// are dropped; telephone-event goes on. The header sent overwrites
 // pkt[:off].
 func (s *Stream) forward(snd *sender, to netip.AddrPort, in *rtp.Header, pkt []byte, off int, conv []byte, now time.Time) {
 	if s.video {
@@ -462,30 +472,41 @@ func (s *Stream) forward(snd *sender, to netip.AddrPort, in *rtp.Header, pkt []b
 		return
 	}
 	law, ok := p.RecvLaw(in.PayloadType)
-	if !ok {
+	if !ok || !convertible(law, p.Send) {
 		return
 	}
 	if law != p.Send {
-		pkt, off = transcodeInto(conv, pkt, off, law, p.Send)
+		pkt, off = snd.transcodeInto(conv, pkt, off, law, p.Send)
 	}
 	snd.sendForwarded(to, in, p.SendPT, pkt, off, now)
 }
 
-// transcodeInto converts the payload pkt[off:] from one law to the other
+// convertible reports whether audio in one codec can be sent in another:
+// the same codec always (a pass-through one untouched), else only between
+// codecs uad encodes.
+func convertible(from, to Law) bool {
+	return from == to || from.Known() && to.Known()
+}
+
+// transcodeInto converts the payload pkt[off:] from one codec to another
 // into conv, after room for a header, and returns the packet and payload
-// offset to send (pkt itself, unconverted, should conv be too short).
-func transcodeInto(conv, pkt []byte, off int, from, to Law) ([]byte, int) {
+// offset to send (pkt itself, unconverted, should conv be too short). The
+// sender keeps the converter's state from one packet to the next.
+func (snd *sender) transcodeInto(conv, pkt []byte, off int, from, to Law) ([]byte, int) {
 	payload := pkt[off:]
 	if rtpHeaderLen+len(payload) > len(conv) {
 		return pkt, off
 	}
-	Transcode(conv[rtpHeaderLen:rtpHeaderLen+len(payload)], payload, from, to)
+	if snd.conv == nil {
+		snd.conv = newTranscoder() // once a stream, on its first conversion
+	}
+	snd.conv.convert(conv[rtpHeaderLen:rtpHeaderLen+len(payload)], payload, from, to)
 	return conv[:rtpHeaderLen+len(payload)], rtpHeaderLen
 }
 
 // fromPartner sends what the bridge partner's peer said, pkt with its
-// payload at off, to this stream's peer, converting G.711 law (μ-law ⇄
-// A-law) where the two legs differ.
+// payload at off, to this stream's peer, converting the codec (G.711 law,
+// G.722) where the two legs differ.
 func (s *Stream) fromPartner(in *rtp.Header, pkt []byte, off int, law Law, isLaw bool, conv []byte, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -499,8 +520,11 @@ func (s *Stream) fromPartner(in *rtp.Header, pkt []byte, off int, law Law, isLaw
 		}
 		return
 	}
+	if !convertible(law, p.Send) {
+		return
+	}
 	if law != p.Send {
-		pkt, off = transcodeInto(conv, pkt, off, law, p.Send)
+		pkt, off = s.toPeer.transcodeInto(conv, pkt, off, law, p.Send)
 	}
 	s.toPeer.sendForwarded(p.Remote, in, p.SendPT, pkt, off, now)
 }

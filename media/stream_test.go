@@ -178,6 +178,18 @@ func TestForwardAllocatesNothing(t *testing.T) {
 				t.Errorf("%s, PT %d: forward allocates %.1f times per packet", fam.name, pt, allocs)
 			}
 		}
+		// A G.722 call sent G.711 converts through linear audio, still
+		// with nothing allocated once the converter exists.
+		s.cfg.Params = g722Params(s.cfg.Params.Remote)
+		hdr := rtp.Header{Version: 2, PayloadType: 0, SSRC: 2}
+		allocs := testing.AllocsPerRun(1000, func() {
+			hdr.SequenceNumber++
+			hdr.Timestamp += 160
+			s.forward(s.toPeer, s.cfg.Params.Remote, &hdr, pkt, rtpHeaderLen, conv, now)
+		})
+		if allocs != 0 {
+			t.Errorf("%s, PCMU to G.722: forward allocates %.1f times per packet", fam.name, allocs)
+		}
 	}
 }
 

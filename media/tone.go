@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"uad/media/g722"
 	"uad/media/tonespec"
 )
 
@@ -18,9 +19,9 @@ const toneRampSamples = G711Rate * 5 / 1000
 // tone peaks at about -7 dBFS and never clips.
 var toneAmplitude = math.MaxInt16 * math.Pow(10, -13.0/20)
 
-// A Clip is audio precomputed as G.711 bytes of one law, ready to be sent in
-// 20 ms frames. It is immutable, so one Clip serves every call; each stream
-// reads it through its own ClipCursor.
+// A Clip is audio precomputed in one codec (a G.711 law or G.722), ready to
+// be sent in 20 ms frames. It is immutable, so one Clip serves every call;
+// each stream reads it through its own ClipCursor.
 type Clip struct {
 	law  Law
 	data []byte // the encoded samples
@@ -29,7 +30,7 @@ type Clip struct {
 	loopFrom int
 }
 
-// Law returns the G.711 law the clip is encoded in.
+// Law returns the codec the clip is encoded in.
 func (c *Clip) Law() Law { return c.law }
 
 // NewToneClip renders spec in law. Frequencies keep their phase from one
@@ -46,9 +47,10 @@ func NewToneClip(spec tonespec.Spec, law Law) *Clip {
 	for _, seg := range segs {
 		size += toneSegmentSamples(seg)
 	}
-	clip := &Clip{law: law, data: make([]byte, 0, size), loopFrom: -1}
+	pcm := make([]int16, 0, size)
+	loopFrom := -1
 	if !spec.Once {
-		clip.loopFrom = 0
+		loopFrom = 0
 	}
 	var sounding []toneOscillator
 	for i, seg := range segs {
@@ -56,8 +58,8 @@ func NewToneClip(spec tonespec.Spec, law Law) *Clip {
 		n := toneSegmentSamples(seg)
 		if seg.Duration == 0 {
 			// A whole number of periods loops seamlessly, with no fade.
-			clip.loopFrom = len(clip.data)
-			clip.data = appendTone(clip.data, law, oscs, n, nil)
+			loopFrom = len(pcm)
+			pcm = appendTone(pcm, oscs, n, nil)
 			break
 		}
 		fadeOut := make([]bool, len(oscs))
@@ -73,10 +75,63 @@ func NewToneClip(spec tonespec.Spec, law Law) *Clip {
 				fadeOut[k] = true
 			}
 		}
-		clip.data = appendTone(clip.data, law, oscs, n, fadeOut)
+		pcm = appendTone(pcm, oscs, n, fadeOut)
 		sounding = oscs
 	}
+	return encodeClip(pcm, loopFrom, law)
+}
+
+// encodeClip encodes 8 kHz samples in law as a clip that goes on at
+// loopFrom after its end (-1: plays once).
+func encodeClip(pcm []int16, loopFrom int, law Law) *Clip {
+	clip := &Clip{law: law, loopFrom: loopFrom}
+	if law == G722 {
+		clip.data = encodeG722Clip(pcm, loopFrom)
+		return clip
+	}
+	clip.data = make([]byte, len(pcm))
+	for i, s := range pcm {
+		clip.data[i] = EncodeSample(law, s)
+	}
 	return clip
+}
+
+// encodeG722Clip encodes 8 kHz samples as G.722, taken to 16 kHz first.
+// G.722 codes depend on all that came before, so the loop of a looping
+// clip is encoded after a warm-up of what precedes its start when playback
+// wraps (its own end, a second of it at least, time for the encoder to
+// adapt): where playback wraps, the codes go on as if the encoder had never
+// stopped.
+func encodeG722Clip(pcm []int16, loopFrom int) []byte {
+	if loopFrom < 0 || loopFrom >= len(pcm) {
+		return encodeG722(pcm)
+	}
+	loop := pcm[loopFrom:]
+	var warm []int16
+	if len(loop) >= G711Rate {
+		warm = loop[len(loop)-G711Rate:]
+	} else {
+		for len(warm) < G711Rate {
+			warm = append(warm, loop...)
+		}
+	}
+	codes := encodeG722(append(warm[:len(warm):len(warm)], loop...))
+	return append(encodeG722(pcm[:loopFrom]), codes[len(warm):]...)
+}
+
+// encodeG722 encodes 8 kHz samples as G.722 from the reset state, a frame
+// at a time.
+func encodeG722(pcm []int16) []byte {
+	codes := make([]byte, len(pcm))
+	enc := g722.NewEncoder()
+	var up upsampler
+	var wide [2 * G711FrameSize]int16
+	for i := 0; i < len(pcm); i += G711FrameSize {
+		n := min(G711FrameSize, len(pcm)-i)
+		up.process(wide[:2*n], pcm[i:i+n])
+		enc.Encode(codes[i:i+n], wide[:2*n])
+	}
+	return codes
 }
 
 func segmentHas(seg tonespec.Segment, freq int) bool {
@@ -141,9 +196,9 @@ func segmentOscillators(seg tonespec.Segment, sounding []toneOscillator) []toneO
 	return oscs
 }
 
-// appendTone encodes n samples of the oscillators' sum onto data, fading
-// out over the last samples the oscillators marked in fadeOut (may be nil).
-func appendTone(data []byte, law Law, oscs []toneOscillator, n int, fadeOut []bool) []byte {
+// appendTone appends n samples of the oscillators' sum to pcm, fading out
+// over the last samples the oscillators marked in fadeOut (may be nil).
+func appendTone(pcm []int16, oscs []toneOscillator, n int, fadeOut []bool) []int16 {
 	ramp := min(toneRampSamples, n/2)
 	for j := range n {
 		remaining := n - 1 - j
@@ -156,30 +211,35 @@ func appendTone(data []byte, law Law, oscs []toneOscillator, n int, fadeOut []bo
 			}
 			v += gain * oscs[k].next()
 		}
-		data = append(data, EncodeSample(law, int16(math.Round(v))))
+		pcm = append(pcm, int16(math.Round(v)))
 	}
-	return data
+	return pcm
 }
 
 // NewWAVClip encodes samples (8 kHz) in law, as a clip that loops them.
 // With no samples it loops silence.
 func NewWAVClip(samples []int16, law Law) *Clip {
 	if len(samples) == 0 {
-		return &Clip{law: law, data: bytes.Repeat([]byte{law.Silence()}, G711FrameSize)}
+		return silenceClips[law]
 	}
-	data := make([]byte, len(samples))
-	for i, s := range samples {
-		data[i] = EncodeSample(law, s)
-	}
-	return &Clip{law: law, data: data}
+	return encodeClip(samples, 0, law)
+}
+
+// silenceClips are the silence each codec loops: for G.711 a frame of the
+// byte of a zero sample; for G.722, whose codes of silence vary, a second
+// of encoded silence.
+var silenceClips = map[Law]*Clip{
+	PCMU: {law: PCMU, data: bytes.Repeat([]byte{PCMU.Silence()}, G711FrameSize)},
+	PCMA: {law: PCMA, data: bytes.Repeat([]byte{PCMA.Silence()}, G711FrameSize)},
+	G722: encodeClip(make([]int16, G711Rate), 0, G722),
 }
 
 // LoadClip makes the clip for a config value: a path ending in ".wav" is an
 // 8 kHz 16-bit mono PCM file, played in a loop; anything else is a tone spec
 // (package tonespec).
 func LoadClip(spec string, law Law) (*Clip, error) {
-	if law != PCMU && law != PCMA {
-		return nil, fmt.Errorf("unknown G.711 law %v", law)
+	if !law.Known() {
+		return nil, fmt.Errorf("unknown codec %v", law)
 	}
 	if strings.HasSuffix(strings.ToLower(spec), ".wav") {
 		samples, err := readWAVFile(spec)

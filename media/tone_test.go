@@ -366,7 +366,7 @@ func TestLoadClip(t *testing.T) {
 		{empty, PCMU, empty + ": the file has no audio"},
 		{"440/abc", PCMU, `invalid tone spec: segment 1: duration "abc" is not a whole number of milliseconds`},
 		{"moh", PCMU, `invalid tone spec: segment 1: frequency "moh" is not a whole number of Hz`},
-		{"440", Law(1), "unknown G.711 law"},
+		{"440", Law(1), "unknown codec Law(1)"},
 	}
 	for _, tt := range errorTests {
 		if _, err := LoadClip(tt.spec, tt.law); err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -453,10 +453,16 @@ func FuzzToneClip(f *testing.F) {
 		if total > 2*time.Second { // rendering long clips would slow the fuzzer down
 			return
 		}
-		cur := NewToneClip(ts, PCMU).Cursor()
-		frame := make([]byte, G711FrameSize)
-		for range 20 {
-			cur.Next(frame)
+		for _, law := range []Law{PCMU, G722} {
+			clip := NewToneClip(ts, law)
+			if len(clip.data) != len(NewToneClip(ts, PCMA).data) {
+				t.Fatalf("%v clip of %d bytes, a G.711 one of %d", law, len(clip.data), len(NewToneClip(ts, PCMA).data))
+			}
+			cur := clip.Cursor()
+			frame := make([]byte, G711FrameSize)
+			for range 20 {
+				cur.Next(frame)
+			}
 		}
 	})
 }

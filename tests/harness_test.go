@@ -321,10 +321,12 @@ type CallInfo struct {
 type StreamInfo struct {
 	Direction   string `json:"direction"`
 	Codec       string `json:"codec"`
+	PayloadType uint8  `json:"payload_type"`
 	LocalRTP    string `json:"local_rtp"`
 	RemoteRTP   string `json:"remote_rtp"`
 	RelayLocal  string `json:"relay_local"`
 	RelayRemote string `json:"relay_remote"`
+	HoldTone    *bool  `json:"hold_tone"`
 }
 
 // Event is one Server-Sent Event of GET /v1/events.
@@ -1736,6 +1738,7 @@ type BaresipOptions struct {
 	User          string // account user; baresip only takes calls to it (default "baresip")
 	AnswerMode    string // auto (default) | manual | early
 	WAVSeconds    int    // length of the tone it sends; at the end it hangs up (default 120)
+	WAVRate       int    // its sample rate: the codec's (16000 for G.722); default 8000
 	ExtraConfig   string // appended to the config file
 	AccountParams string // appended to the account line, e.g. ";audio_codecs=pcma"
 	IPv6          bool   // SIP and RTP on [::1] (baresip -6) instead of 127.0.0.1
@@ -1796,6 +1799,9 @@ func startBaresip(t testing.TB, opts BaresipOptions) *Baresip {
 	if opts.WAVSeconds == 0 {
 		opts.WAVSeconds = 120
 	}
+	if opts.WAVRate == 0 {
+		opts.WAVRate = 8000
+	}
 	modDir := "/usr/lib/baresip/modules"
 	if _, err := os.Stat(filepath.Join(modDir, "ctrl_tcp.so")); err != nil {
 		t.Fatalf("baresip modules not found: %v", err)
@@ -1813,8 +1819,8 @@ func startBaresip(t testing.TB, opts BaresipOptions) *Baresip {
 	}
 	rtpLo := miscPorts.take(t, 20, false)
 
-	// An 8 kHz mono 16-bit WAV longer than any call: at its end baresip hangs up.
-	sox := exec.Command("sox", "-n", "-r", "8000", "-c", "1", "-b", "16", b.WAVPath,
+	// A mono 16-bit WAV longer than any call: at its end baresip hangs up.
+	sox := exec.Command("sox", "-n", "-r", strconv.Itoa(opts.WAVRate), "-c", "1", "-b", "16", b.WAVPath,
 		"synth", strconv.Itoa(opts.WAVSeconds), "sine", "440", "vol", "0.3")
 	if out, err := sox.CombinedOutput(); err != nil {
 		t.Fatalf("sox: %v\n%s", err, out)

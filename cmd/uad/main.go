@@ -27,6 +27,7 @@ import (
 	"uad/config"
 	"uad/dialog"
 	"uad/media"
+	"uad/media/codecspec"
 	"uad/sip"
 )
 
@@ -266,12 +267,15 @@ func dialogConfig(cfg *config.Config) (dialog.Config, error) {
 	addrs := mediaAddrs(cfg)
 	var laws []media.Law
 	for _, c := range cfg.Media.Codecs {
-		switch strings.ToUpper(c) {
-		case "PCMU":
-			laws = append(laws, media.PCMU)
-		case "PCMA":
-			laws = append(laws, media.PCMA)
+		spec, err := codecspec.Parse(c)
+		if err != nil {
+			return dialog.Config{}, fmt.Errorf("media.codecs: %w", err)
 		}
+		law, err := media.CodecLaw(spec)
+		if err != nil {
+			return dialog.Config{}, fmt.Errorf("media.codecs: %q: %w", c, err)
+		}
+		laws = append(laws, law)
 	}
 	identity := cfg.SIP.Identity
 	if identity == "" {
