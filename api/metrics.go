@@ -29,6 +29,9 @@ type MetricsConfig struct {
 	// The SIP receive path: stateless OPTIONS, TCP and TLS connections; nil
 	// when there is no endpoint.
 	SIPTransport func() sip.TransportCounts
+	// Bytes of the SIP messages kept for the calls (trace.*); nil when
+	// nothing is kept.
+	CaptureBytes func() int64
 	// Registration accounts; nil when there are none.
 	Accounts func() []Account
 	// RTP packets the media engine dropped for coming from an address other
@@ -246,6 +249,7 @@ type callCollector struct {
 	active, holdTone, packets, bytes, refused, lost, account *prometheus.Desc
 	rateSources, rateEvicted, refusedSilent                  *prometheus.Desc
 	optionsStateless, tcpOpen, tcpRefused, tcpClosed         *prometheus.Desc
+	captureBytes                                             *prometheus.Desc
 
 	mu      sync.Mutex
 	seen    map[string]dialog.StreamStats // by call id + stream kind, as last seen
@@ -268,6 +272,7 @@ func newCallCollector(cfg MetricsConfig) *callCollector {
 		rateEvicted:      prometheus.NewDesc("uad_sip_rate_sources_evicted_total", "Tracked sources dropped to make room for new ones before they were idle long enough.", nil, nil),
 		refusedSilent:    prometheus.NewDesc("uad_sip_refused_unanswered_total", "Refused UDP requests left unanswered because refusal responses were over their own rate.", nil, nil),
 		optionsStateless: prometheus.NewDesc("uad_sip_options_stateless_total", "Out-of-dialog OPTIONS over UDP answered without a transaction (RFC 3261 §8.2.7).", nil, nil),
+		captureBytes:     prometheus.NewDesc("uad_sip_capture_bytes", "Bytes of the SIP messages kept for the calls' /sip and /pcap (at most trace.max_bytes).", nil, nil),
 		tcpOpen:          prometheus.NewDesc("uad_sip_tcp_connections", "TCP and TLS connections the SIP listeners hold open now.", nil, nil),
 		tcpRefused:       prometheus.NewDesc("uad_sip_tcp_refused_total", "TCP and TLS connections closed at accept, by the limit reached.", []string{"limit"}, nil),
 		tcpClosed:        prometheus.NewDesc("uad_sip_tcp_closed_total", "TCP and TLS connections uad closed, by reason: idle (sip.tcp_idle_timeout), slow (a message or TLS handshake over sip.tcp_message_timeout).", []string{"reason"}, nil),
@@ -289,6 +294,7 @@ func (c *callCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.tcpOpen
 	ch <- c.tcpRefused
 	ch <- c.tcpClosed
+	ch <- c.captureBytes
 }
 
 func (c *callCollector) Collect(ch chan<- prometheus.Metric) {
@@ -332,6 +338,9 @@ func (c *callCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.refusedSilent, prometheus.CounterValue, float64(r.Unanswered))
 		ch <- prometheus.MustNewConstMetric(c.rateSources, prometheus.GaugeValue, float64(r.Sources))
 		ch <- prometheus.MustNewConstMetric(c.rateEvicted, prometheus.CounterValue, float64(r.Evicted))
+	}
+	if c.cfg.CaptureBytes != nil {
+		ch <- prometheus.MustNewConstMetric(c.captureBytes, prometheus.GaugeValue, float64(c.cfg.CaptureBytes()))
 	}
 	if c.cfg.SIPTransport != nil {
 		t := c.cfg.SIPTransport()

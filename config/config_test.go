@@ -67,7 +67,7 @@ func TestDefault(t *testing.T) {
 			Video:               DefaultVideo,
 			MaxCalls:            DefaultMaxCalls,
 		},
-		Trace: Trace{MessagesPerCall: DefaultMessagesPerCall},
+		Trace: Trace{MessagesPerCall: DefaultMessagesPerCall, MaxBytes: DefaultTraceMaxBytes},
 		Log:   Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
 	}
 	if got := Default(); !reflect.DeepEqual(got, want) {
@@ -258,7 +258,7 @@ func TestFullFile(t *testing.T) {
 				Expires:   120,
 			},
 		},
-		Trace: Trace{MessagesPerCall: 50, HEP: "127.0.0.1:9060"},
+		Trace: Trace{MessagesPerCall: 50, MaxBytes: 1 << 20, HEP: "127.0.0.1:9060"},
 		Log:   Log{Level: "debug", Format: "console"},
 		File:  "testdata/full.yaml",
 	}
@@ -535,6 +535,7 @@ func TestErrors(t *testing.T) {
 		{"negative duration", "media:\n  rtp_hold_timeout: -1s\n", "bad.yaml:2: media.rtp_hold_timeout: must not be negative"},
 		{"trace ring too large", "trace:\n  messages_per_call: 10001\n", "bad.yaml:2: trace.messages_per_call: must be between 0 and 10000"},
 		{"hep without port", "trace:\n  hep: \"127.0.0.1\"\n", `bad.yaml:2: trace.hep: "127.0.0.1": must be HOST:PORT`},
+		{"trace max bytes", "trace:\n  max_bytes: -1\n", "bad.yaml:2: trace.max_bytes: must not be negative (0 = no limit)"},
 		{"tone duration 0", "media:\n  hold_tone: \"440/0\"\n", `bad.yaml:2: media.hold_tone: "440/0": invalid tone spec: segment 1: duration must be greater than 0 (leave out /MS to play forever)`},
 		{"tone frequency", "media:\n  tone: \"5000\"\n", `bad.yaml:2: media.tone: "5000": invalid tone spec: segment 1: frequency 5000 Hz is out of range (0 to 3999 Hz at 8 kHz sampling)`},
 		{"tone not a tone", "media:\n  tone: music.mp3\n", `bad.yaml:2: media.tone: "music.mp3": invalid tone spec: segment 1: frequency "music.mp3" is not a whole number of Hz`},

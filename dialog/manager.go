@@ -217,6 +217,9 @@ func (m *Manager) ended(c *Call) {
 	delete(m.calls, id)
 	m.past[id] = final
 	m.rings[id] = c.capture.Load()
+	if c.sipCallID != "" {
+		m.capture.End(c.sipCallID)
+	}
 	m.expiry = append(m.expiry, retained{id: id, sipCallID: c.sipCallID, until: m.clock.Now().Add(m.config().EndedRetention)})
 	if m.sweeper == nil {
 		m.sweeper = m.clock.AfterFunc(m.config().EndedRetention, m.sweep)

@@ -23,7 +23,9 @@ func newCapture(cfg *config.Config) (*trace.Recorder, error) {
 	if cfg.Trace.MessagesPerCall == 0 && hep == nil {
 		return nil, nil
 	}
-	return trace.NewRecorder(cfg.Trace.MessagesPerCall, hep), nil
+	rec := trace.NewRecorder(cfg.Trace.MessagesPerCall, hep)
+	rec.SetLimit(int64(cfg.Trace.MaxBytes))
+	return rec, nil
 }
 
 // captureTracer is the recorder as sipgo's tracer; nil stays an untyped

@@ -210,7 +210,7 @@ func run(ctx context.Context, log zerolog.Logger, cfg *config.Config) error {
 	}
 	accountsAPI := accountList(accounts)
 	metrics := api.NewMetrics(bus, api.MetricsConfig{Version: version, Active: calls.Active, Calls: calls.List,
-		SIPRefused: guard.Counts, SIPTransport: endpoint.TransportCounts, Accounts: accountsAPI.AccountList, RTPStray: engine.StrayPackets})
+		SIPRefused: guard.Counts, SIPTransport: endpoint.TransportCounts, CaptureBytes: capture.Held, Accounts: accountsAPI.AccountList, RTPStray: engine.StrayPackets})
 	defer metrics.Close()
 	calls.SetObserver(metrics)
 	counted.Store(metrics)

@@ -102,6 +102,7 @@ var fixedKeys = []struct {
 		return keep(&n.Trace.MessagesPerCall, c.Trace.MessagesPerCall)
 	}},
 	{"trace.hep", func(n, c *config.Config) bool { return keep(&n.Trace.HEP, c.Trace.HEP) }},
+	{"trace.max_bytes", func(n, c *config.Config) bool { return keep(&n.Trace.MaxBytes, c.Trace.MaxBytes) }},
 	{"log.format", func(n, c *config.Config) bool { return keep(&n.Log.Format, c.Log.Format) }},
 }
 

@@ -23,8 +23,9 @@ const (
 // Recorder attributes each SIP message to its call by Call-ID and copies it
 // into that call's Ring. It is safe for concurrent use.
 type Recorder struct {
-	size int
-	hep  *HEP // nil = no export
+	size   int
+	hep    *HEP    // nil = no export
+	budget *budget // the bytes every ring together may hold
 
 	mu      sync.RWMutex
 	calls   map[string]*Ring // by Call-ID
@@ -38,8 +39,44 @@ type Recorder struct {
 // NewRecorder keeps up to perCall messages of each call (0 = none) and,
 // with hep set, sends every message there too.
 func NewRecorder(perCall int, hep *HEP) *Recorder {
-	return &Recorder{size: perCall, hep: hep, calls: map[string]*Ring{}, pending: map[string]*Ring{},
+	return &Recorder{size: perCall, hep: hep, budget: &budget{}, calls: map[string]*Ring{}, pending: map[string]*Ring{},
 		streams: map[string][]byte{}}
+}
+
+// SetLimit bounds the bytes of the messages all calls keep together (0 =
+// no limit); beyond it those of ended calls go first, oldest first, then new
+// messages are dropped. Set it before the first message.
+func (r *Recorder) SetLimit(bytes int64) {
+	if r != nil {
+		r.budget.limit = bytes
+	}
+}
+
+// Held is the bytes of the messages kept now.
+func (r *Recorder) Held() int64 {
+	if r == nil {
+		return 0
+	}
+	return r.budget.held.Load()
+}
+
+// End says a Call-ID's call ended: its messages stay readable until Close,
+// but are the first to go when the limit needs room.
+func (r *Recorder) End(callID string) {
+	if r == nil {
+		return
+	}
+	r.mu.RLock()
+	ring := r.calls[callID]
+	r.mu.RUnlock()
+	r.budget.end(ring)
+}
+
+// newRing makes a ring counted in the recorder's budget.
+func (r *Recorder) newRing() *Ring {
+	ring := NewRing(r.size)
+	ring.budget = r.budget
+	return ring
 }
 
 // Open starts keeping the messages of a dialog's Call-ID and returns its
@@ -55,7 +92,7 @@ func (r *Recorder) Open(callID string) *Ring {
 	if ok {
 		delete(r.pending, callID)
 	} else {
-		ring = NewRing(r.size)
+		ring = r.newRing()
 	}
 	r.calls[callID] = ring
 	return ring
@@ -144,7 +181,7 @@ func (r *Recorder) hold(callID string) *Ring {
 			ring.release()
 		}
 	}
-	ring := NewRing(r.size)
+	ring := r.newRing()
 	r.pending[callID] = ring
 	r.order = append(r.order, callID)
 	return ring

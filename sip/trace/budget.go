@@ -1,0 +1,81 @@
+package trace
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// budget bounds the bytes all the rings of a Recorder hold. Each ring keeps
+// at most messages_per_call messages, but ended calls keep theirs while the
+// API lists them, so at thousands of calls a second the rings alone would
+// hold hundreds of MiB. When a message does not fit, the rings of ended
+// calls go first, oldest first; when none is left, the message is dropped.
+type budget struct {
+	limit int64 // 0 = no limit: bytes are only counted
+	held  atomic.Int64
+
+	mu    sync.Mutex
+	ended []*Ring // rings of ended calls, oldest first; released ones are skipped
+}
+
+// reserve counts n more bytes for ring r; false when they do not fit even
+// after releasing the rings of ended calls (never r itself).
+func (b *budget) reserve(r *Ring, n int64) bool {
+	if b == nil {
+		return true
+	}
+	if b.held.Add(n) <= b.limit || b.limit == 0 || n <= 0 {
+		return true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for b.held.Load() > b.limit {
+		victim := b.oldestEnded(r)
+		if victim == nil {
+			b.held.Add(-n)
+			return false
+		}
+		victim.release()
+	}
+	return true
+}
+
+// oldestEnded takes the oldest ring of an ended call other than keep off the
+// list; nil when there is none. b.mu is held.
+func (b *budget) oldestEnded(keep *Ring) *Ring {
+	for i, r := range b.ended {
+		if r == keep {
+			continue
+		}
+		b.ended = append(b.ended[:i], b.ended[i+1:]...)
+		return r
+	}
+	return nil
+}
+
+func (b *budget) free(n int64) {
+	if b != nil {
+		b.held.Add(-n)
+	}
+}
+
+// end puts a ring of an ended call on the list of those that may go first.
+func (b *budget) end(r *Ring) {
+	if b == nil || r == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	// Rings released since (their retention over) leave from the front.
+	n := 0
+	for n < len(b.ended) && b.ended[n].isReleased() {
+		n++
+	}
+	b.ended = append(b.ended[n:], r)
+}
+
+func (r *Ring) isReleased() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.released
+}
