@@ -36,6 +36,11 @@ func (c *Call) applyMedia() {
 		c.rtpSince = c.clock.Now()
 	}
 	c.agreed = agreed
+	keys, suite, err := streamKeys(ls, rs)
+	if err != nil {
+		// Offer/answer checked the lines before: only a bug gets here.
+		c.log.Error().Err(err).Msg("audio SRTP keys not negotiated")
+	}
 	partnerHold := media.SourceNone
 	if c.partnerHeld {
 		partnerHold = media.SourceHoldTone
@@ -53,7 +58,9 @@ func (c *Call) applyMedia() {
 		Bridged:     c.bridge != nil,
 		PartnerHold: partnerHold,
 		Latching:    c.cfg.RTPLatching,
+		SRTP:        keys,
 	})
+	c.info.Audio.SRTP = suite
 	c.info.Audio.Direction = string(c.agreed)
 	c.info.Audio.Codec = c.params.Send.String()
 	c.info.Audio.PayloadType = c.params.SendPT

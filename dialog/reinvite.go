@@ -473,8 +473,7 @@ func (c *Call) prepareOffer(r *reinvite) error {
 		}
 		c.watchStream(stream)
 		r.newVideo = stream
-		slot := media.LocalStream{Kind: "video", Proto: "RTP/AVP", Port: int(stream.LocalAddr().Port()),
-			Formats: media.VideoFormats(), Direction: media.SendRecv}
+		slot := c.offerSlot("video", int(stream.LocalAddr().Port()), media.VideoFormats())
 		if vi >= 0 {
 			streams[vi] = slot // reuse the disabled slot (RFC 3264 §8.1)
 		} else {

@@ -65,6 +65,7 @@ type StreamInfo struct {
 	RemoteRTP   string       `json:"remote_rtp"`
 	RelayLocal  string       `json:"relay_local,omitempty"`
 	RelayRemote string       `json:"relay_remote,omitempty"`
+	SRTP        *string      `json:"srtp"` // the SRTP suite in use; null for plain RTP
 	Stats       *StreamStats `json:"stats,omitempty"`
 }
 
@@ -133,6 +134,7 @@ type PlaceRequest struct {
 	Video   bool       `json:"video"`
 	Media   *MediaSpec `json:"media"`
 	Account string     `json:"account"`
+	SRTP    string     `json:"srtp"` // off | accept | require; "" = the configured mode
 }
 
 // Event is something that happened to a call (or an account), published on the

@@ -72,6 +72,10 @@ func (c *Call) applyVideo() {
 	if p, err := media.NegotiateVideo(ls, rs); err == nil {
 		c.videoParams = p // a re-offer may move the peer's port or SSRC
 	}
+	keys, suite, err := streamKeys(ls, rs)
+	if err != nil {
+		c.log.Error().Err(err).Msg("video SRTP keys not negotiated")
+	}
 	peer := rs.EffectiveDirection()
 	c.videoAgreed = media.FromFlags(ls.Direction.Sends() && peer.Receives(), ls.Direction.Receives() && peer.Sends())
 	c.video.Configure(media.StreamConfig{
@@ -81,6 +85,7 @@ func (c *Call) applyVideo() {
 		Accept:   c.videoAgreed.Receives(),
 		Relay:    c.videoRelay(),
 		Latching: c.cfg.RTPLatching,
+		SRTP:     keys,
 	})
 	codec, pt := c.videoParams.Codec(ls)
 	info := &StreamInfo{
@@ -88,6 +93,7 @@ func (c *Call) applyVideo() {
 		Codec:       codec,
 		PayloadType: pt,
 		LocalRTP:    netip.AddrPortFrom(c.cfg.MediaAddr, c.video.LocalAddr().Port()).String(),
+		SRTP:        suite,
 	}
 	if c.videoParams.Remote.IsValid() {
 		info.RemoteRTP = c.videoParams.Remote.String()

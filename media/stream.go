@@ -44,6 +44,8 @@ type StreamConfig struct {
 	Bridged     bool
 	PartnerHold Source
 	Video       VideoParams // video streams
+	// SRTP are the stream's keys when it is SDES-SRTP (nil: plain RTP).
+	SRTP *SRTPKeys
 }
 
 // Source is what currently feeds the sender.
@@ -159,6 +161,13 @@ type Stream struct {
 	faultReason string
 	faultTold   bool
 	onFault     func(reason string)
+
+	// The peer's SRTP, decrypted by the readers; srtpFailed counts what
+	// failed authentication (dropped). rtcpEnc is scratch for SRTCP sent
+	// under the mutex.
+	srtpIn     *srtpIn
+	srtpFailed atomic.Uint64
+	rtcpEnc    [maxPacket + srtpOverhead]byte
 }
 
 // LocalAddr is where the peer sends RTP.
@@ -183,6 +192,10 @@ func (s *Stream) Configure(cfg StreamConfig) {
 		s.latched = netip.AddrPort{} // a new address from the SDP: latch again
 	}
 	s.cfg = cfg
+	if err := s.setSRTP(cfg.SRTP); err != nil {
+		// NegotiateSRTP only hands out keys of a supported suite.
+		s.eng.log.Error().Err(err).Str("local", s.local.String()).Msg("media: SRTP keys not applied")
+	}
 	if s.latched.IsValid() {
 		s.setRemote(s.latched)
 	}
@@ -337,6 +350,14 @@ func (s *Stream) peerPacket(from netip.AddrPort, hdr *rtp.Header, pkt []byte, of
 		s.bleed.Add(1)
 		s.eng.stray.Add(1)
 		return
+	}
+	if in := s.srtpIn; in != nil {
+		plain, err := in.unprotect(pkt)
+		if err != nil {
+			s.srtpFailed.Add(1)
+			return
+		}
+		pkt = plain
 	}
 	if hdr.Padding && len(pkt) > off {
 		pad := int(pkt[len(pkt)-1])

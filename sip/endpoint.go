@@ -205,15 +205,15 @@ func (e *Endpoint) safe(h sipgo.RequestHandler) sipgo.RequestHandler {
 	}
 }
 
-// tracer logs every SIP message at debug level.
+// tracer logs every SIP message at debug level, SRTP keys hidden.
 type tracer struct{ log zerolog.Logger }
 
 func (t tracer) SIPTraceRead(transport, laddr, raddr string, msg []byte) {
-	t.log.Debug().Str("transport", transport).Str("from", raddr).Str("to", laddr).Msg("sip recv\n" + string(msg))
+	t.log.Debug().Str("transport", transport).Str("from", raddr).Str("to", laddr).Msg("sip recv\n" + string(RedactKeys(msg)))
 }
 
 func (t tracer) SIPTraceWrite(transport, laddr, raddr string, msg []byte) {
-	t.log.Debug().Str("transport", transport).Str("from", laddr).Str("to", raddr).Msg("sip send\n" + string(msg))
+	t.log.Debug().Str("transport", transport).Str("from", laddr).Str("to", raddr).Msg("sip send\n" + string(RedactKeys(msg)))
 }
 
 // Serve opens every listener and serves until ctx ends. It returns once all

@@ -1,0 +1,49 @@
+package dialog
+
+import "uad/media"
+
+// This file is the call's side of SDES-SRTP (RFC 4568): the m-lines of
+// our offers, the keys each stream gets, and what the API shows of them.
+
+// offerSlot is an m-line of an offer of ours: SDES-SRTP with one a=crypto
+// line per supported suite when the call requires SRTP or already is SRTP
+// (a video stream added to an SRTP call), plain RTP otherwise.
+func (c *Call) offerSlot(kind string, port int, formats []media.Format) media.LocalStream {
+	ls := media.LocalStream{Kind: kind, Proto: "RTP/AVP", Port: port, Formats: formats, Direction: media.SendRecv}
+	if c.srtp == media.SRTPRequire || c.audioIsSRTP() {
+		ls.Proto, ls.Crypto = "RTP/SAVP", media.OfferCryptos()
+	}
+	return ls
+}
+
+// audioIsSRTP reports whether the call's audio stream is SDES-SRTP.
+func (c *Call) audioIsSRTP() bool {
+	a, _ := c.local.Active("audio")
+	return a != nil && media.IsSDESProfile(a.Proto)
+}
+
+// streamKeys are the SRTP keys of a stream from its slots, and the suite
+// the API shows (nil for plain RTP).
+func streamKeys(ls *media.LocalStream, rs *media.RemoteStream) (*media.SRTPKeys, *string, error) {
+	keys, err := media.NegotiateSRTP(ls, rs)
+	if keys == nil || err != nil {
+		return nil, nil, err
+	}
+	suite := keys.Suite
+	return keys, &suite, nil
+}
+
+// checkSRTPAnswer refuses an answer to our offer whose SRTP the call cannot
+// use: an SRTP stream of ours answered without a line in common.
+func (c *Call) checkSRTPAnswer() error {
+	for i := range c.local.Streams {
+		ls := &c.local.Streams[i]
+		if ls.Port == 0 || c.remote == nil || i >= len(c.remote.Streams) || c.remote.Streams[i].Disabled() {
+			continue
+		}
+		if _, err := media.NegotiateSRTP(ls, &c.remote.Streams[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
