@@ -433,7 +433,11 @@ func (m *Manager) HandleInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 			reply(488, "Not Acceptable Here", warning(err.Error()))
 			return
 		}
-		mode := cfg.srtpMode(req.From().Address.Host)
+		var from string
+		if f := req.From(); f != nil {
+			from = f.Address.Host
+		}
+		mode := cfg.srtpMode(from)
 		if err := offer.CryptoError(mode); err != nil {
 			reply(488, "Not Acceptable Here", warning(err.Error()))
 			return

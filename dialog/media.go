@@ -36,10 +36,11 @@ func (c *Call) applyMedia() {
 		c.rtpSince = c.clock.Now()
 	}
 	c.agreed = agreed
-	keys, suite, err := streamKeys(ls, rs)
-	if err != nil {
+	keys, suite, keyErr := streamKeys(ls, rs)
+	if keyErr != nil {
 		// Offer/answer checked the lines before: only a bug gets here.
-		c.log.Error().Err(err).Msg("audio SRTP keys not negotiated")
+		// An SRTP stream without keys carries nothing rather than RTP in clear.
+		c.log.Error().Err(keyErr).Msg("audio SRTP keys not negotiated: no media")
 	}
 	partnerHold := media.SourceNone
 	if c.partnerHeld {
@@ -51,8 +52,8 @@ func (c *Call) applyMedia() {
 	c.audio.Configure(media.StreamConfig{
 		Mode:        media.Mode(c.spec.Mode),
 		Params:      c.params,
-		Send:        c.agreed.Sends(),
-		Accept:      c.agreed.Receives() && !c.localHold,
+		Send:        c.agreed.Sends() && keyErr == nil,
+		Accept:      c.agreed.Receives() && !c.localHold && keyErr == nil,
 		LocalHold:   c.localHold,
 		Relay:       c.spec.Relay,
 		Bridged:     c.bridge != nil,

@@ -72,17 +72,17 @@ func (c *Call) applyVideo() {
 	if p, err := media.NegotiateVideo(ls, rs); err == nil {
 		c.videoParams = p // a re-offer may move the peer's port or SSRC
 	}
-	keys, suite, err := streamKeys(ls, rs)
-	if err != nil {
-		c.log.Error().Err(err).Msg("video SRTP keys not negotiated")
+	keys, suite, keyErr := streamKeys(ls, rs)
+	if keyErr != nil {
+		c.log.Error().Err(keyErr).Msg("video SRTP keys not negotiated: no media")
 	}
 	peer := rs.EffectiveDirection()
 	c.videoAgreed = media.FromFlags(ls.Direction.Sends() && peer.Receives(), ls.Direction.Receives() && peer.Sends())
 	c.video.Configure(media.StreamConfig{
 		Mode:     media.Mode(c.spec.Mode),
 		Video:    c.videoParams,
-		Send:     c.videoAgreed.Sends(),
-		Accept:   c.videoAgreed.Receives(),
+		Send:     c.videoAgreed.Sends() && keyErr == nil,
+		Accept:   c.videoAgreed.Receives() && keyErr == nil,
 		Relay:    c.videoRelay(),
 		Latching: c.cfg.RTPLatching,
 		SRTP:     keys,

@@ -307,3 +307,23 @@ func BenchmarkSRTPWriteRead(b *testing.B) {
 		})
 	}
 }
+
+// Keys that make no context (only a bug could hand them over) leave the
+// stream silent: never RTP in clear on an SRTP stream.
+func TestSRTPUnusableKeysSendNothing(t *testing.T) {
+	e := newTestEngine(t, 31330, 31339)
+	s, err := e.NewStream(false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	p := peerSocket(t)
+	s.Configure(StreamConfig{Mode: ModeTone, Params: pcmuParams(p.LocalAddr().(*net.UDPAddr).AddrPort()), Send: true, Accept: true,
+		SRTP: &SRTPKeys{Suite: "AES_CM_128_HMAC_SHA1_80", Local: []byte("short"), Remote: []byte("short")}})
+	s.mu.Lock()
+	src, plain := s.src, s.toPeer.srtp == nil
+	s.mu.Unlock()
+	if src != srcNone || !plain {
+		t.Fatalf("source %d, no outgoing context %v: want nothing sent", src, plain)
+	}
+}

@@ -191,11 +191,13 @@ func (s *Stream) Configure(cfg StreamConfig) {
 	if cfg.remote(s.video) != s.cfg.remote(s.video) {
 		s.latched = netip.AddrPort{} // a new address from the SDP: latch again
 	}
-	s.cfg = cfg
 	if err := s.setSRTP(cfg.SRTP); err != nil {
-		// NegotiateSRTP only hands out keys of a supported suite.
-		s.eng.log.Error().Err(err).Str("local", s.local.String()).Msg("media: SRTP keys not applied")
+		// NegotiateSRTP only hands out keys of a supported suite. Should
+		// one not take, the stream carries nothing rather than RTP in clear.
+		s.eng.log.Error().Err(err).Str("local", s.local.String()).Msg("media: SRTP keys not applied: no media")
+		cfg.Send, cfg.Accept = false, false
 	}
+	s.cfg = cfg
 	if s.latched.IsValid() {
 		s.setRemote(s.latched)
 	}

@@ -126,7 +126,11 @@ func TestSRTPUADtoUAD(t *testing.T) {
 	vc.a, _ = srtpTLSUAD(t, "A", cert, key, map[string]any{"media.hold_tone": "440", "calls.video_request_policy": "accept"})
 	vc.evA, vc.evB = vc.a.Events(), vc.b.Events()
 
-	ca := vc.a.PlaceCall(fmt.Sprintf("sips:b@127.0.0.1:%d", bTLS), map[string]any{"video": true})
+	target := fmt.Sprintf("sips:b@127.0.0.1:%d", bTLS)
+	if st, body := vc.a.API(http.MethodPost, "/v1/calls", map[string]any{"to": target, "srtp": "maybe"}); st != http.StatusBadRequest || !strings.Contains(string(body), "srtp") {
+		t.Errorf(`POST /v1/calls with "srtp": "maybe" = %d %s, want 400 naming srtp`, st, body)
+	}
+	ca := vc.a.PlaceCall(target, map[string]any{"video": true})
 	vc.idA = ca.ID
 	vc.idB = waitBothConnected(t, vc.evA, vc.idA, vc.evB)
 	const suite = "AES_CM_128_HMAC_SHA1_80" // the first line of A's offer
