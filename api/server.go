@@ -82,6 +82,7 @@ func newServer(log zerolog.Logger, calls Calls, bus *Bus, ready func() bool) *se
 	m.HandleFunc("POST /v1/calls/{id}/video/reply", s.videoReply)
 	m.HandleFunc("POST /v1/calls/{id}/dtmf", s.dtmf)
 	m.HandleFunc("GET /v1/events", s.events)
+	s.routeRekey(calls)
 	if b, ok := calls.(Bridges); ok {
 		m.HandleFunc("POST /v1/bridges", s.createBridge(b))
 		m.HandleFunc("GET /v1/bridges", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, b.Bridges()) })

@@ -22,6 +22,7 @@ const (
 	opVideoAdd    = "video-add"
 	opVideoReq    = "video-request"
 	opRefresh     = "refresh" // session timer; not shown as pending
+	opRekey       = "rekey"   // new SRTP keys (srtp.go)
 )
 
 // Steps: one re-INVITE each. A procedure (hold on a video call, say) is a
@@ -30,6 +31,7 @@ const (
 	stepAudio    = "audio"     // offer the audio direction of a hold state
 	stepVideoOff = "video-off" // the video m-line to port 0
 	stepVideoOn  = "video-on"  // video back in its slot (or a new m-line)
+	stepRekey    = "rekey"     // every SRTP m-line with new keys
 )
 
 // maxGlareRetries bounds re-INVITE retries after 491 (RFC 3261 §14.1).
@@ -466,6 +468,8 @@ func (c *Call) prepareOffer(r *reinvite) error {
 		if _, open := c.local.Active("video"); open >= 0 {
 			streams[open].Port = 0 // the m-line stays, with its formats (RFC 3264 §8.2)
 		}
+	case stepRekey:
+		rekeyStreams(streams)
 	case stepVideoOn:
 		stream, err := c.m.med.NewStream(true, c.spec.Mode == MediaRelay)
 		if err != nil {

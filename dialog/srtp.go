@@ -1,6 +1,10 @@
 package dialog
 
-import "uad/media"
+import (
+	"context"
+
+	"uad/media"
+)
 
 // This file is the call's side of SDES-SRTP (RFC 4568): the m-lines of
 // our offers, the keys each stream gets, and what the API shows of them.
@@ -20,6 +24,40 @@ func (c *Call) offerSlot(kind string, port int, formats []media.Format) media.Lo
 func (c *Call) audioIsSRTP() bool {
 	a, _ := c.local.Active("audio")
 	return a != nil && media.IsSDESProfile(a.Proto)
+}
+
+// Rekey offers new SRTP keys for every SRTP stream of the call (RFC 4568
+// §7.1.4) and returns once the peer answered: both directions then switch
+// to new contexts. A call without SRTP is a 409; a refusal keeps the keys.
+func (m *Manager) Rekey(ctx context.Context, id string) (CallInfo, error) {
+	return m.operate(ctx, id, func(c *Call) (<-chan error, error) { return c.requestRekey() })
+}
+
+func (c *Call) requestRekey() (<-chan error, error) {
+	if err := c.busy(opRekey); err != nil {
+		return nil, err
+	}
+	if !c.audioIsSRTP() {
+		return nil, &StateError{Msg: "rekey: the call's media is not SRTP"}
+	}
+	return c.begin(opRekey, func(p *procedure) {
+		c.step(&reinvite{op: p.op, step: stepRekey}, func(status int, err error) {
+			if err != nil {
+				c.fail(p, "", status, err)
+				return
+			}
+			c.succeed(p, "")
+		})
+	})
+}
+
+// rekeyStreams gives every SRTP m-line in use new keys, in place.
+func rekeyStreams(streams []media.LocalStream) {
+	for i := range streams {
+		if s := &streams[i]; s.Port != 0 && media.IsSDESProfile(s.Proto) {
+			s.Crypto = media.Rekey(s.Crypto)
+		}
+	}
 }
 
 // streamKeys are the SRTP keys of a stream from its slots, and the suite

@@ -284,3 +284,47 @@ func mustKey(t *testing.T, b64 string) []byte {
 	}
 	return c.Key
 }
+
+// Rekey: our re-INVITE offers a new key under each line's tag and suite;
+// once answered, both directions use new keys. Refused, the keys stay. A
+// call without SRTP has nothing to re-key (409).
+func TestSRTPRekeyOperation(t *testing.T) {
+	h := newHarness(t, nil)
+	keyA := "1 AES_CM_128_HMAC_SHA1_80 inline:" + peerKeyA
+	p := h.liveIncoming(peerSRTP(1, "sendrecv", keyA))
+	s := h.med.streams[0]
+	first := srtpOf(t, s)
+
+	rekey := func(status int, answer string) error {
+		t.Helper()
+		done := h.op(h.m.Rekey, p.call)
+		re := h.sig.expect(t, gosip.INVITE)
+		offer := parseSDP(t, re.req.Body())
+		c := offer.Streams[0].Crypto
+		if len(c) != 1 || c[0].Tag != 1 || c[0].Suite != "AES_CM_128_HMAC_SHA1_80" || bytes.Equal(c[0].Key, first.Local) {
+			t.Fatalf("re-key offer a=crypto %+v: want tag 1, the same suite, a new key", c)
+		}
+		re.answer(status, "X", answer, "Contact: <sip:alice@"+peerHost+":5060>")
+		return outcome(t, done)
+	}
+	if err := rekey(488, ""); err == nil {
+		t.Fatal("a refused re-key succeeded")
+	}
+	if got := srtpOf(t, s); !got.Equal(first) {
+		t.Fatal("a refused re-key changed the keys")
+	}
+	if err := rekey(200, peerSRTP(2, "sendrecv", "1 AES_CM_128_HMAC_SHA1_80 inline:"+peerKeyB)); err != nil {
+		t.Fatal(err)
+	}
+	got := srtpOf(t, s)
+	if bytes.Equal(got.Local, first.Local) || !bytes.Equal(got.Remote, mustKey(t, peerKeyB)) {
+		t.Fatalf("after the re-key: %+v (was %+v)", got, first)
+	}
+
+	plain := h.liveIncoming(peerAudio)
+	if _, err := h.m.Rekey(context.Background(), plain.call.id); err == nil {
+		t.Fatal("re-keyed a plain RTP call")
+	} else if _, ok := err.(*StateError); !ok {
+		t.Fatalf("re-key of a plain call: %T %v, want a StateError (409)", err, err)
+	}
+}

@@ -207,6 +207,17 @@ func OfferCryptos() []Crypto {
 	return out
 }
 
+// Rekey returns the lines with a fresh key each, tags and suites kept: a
+// re-offer that re-keys (RFC 4568 §7.1.4).
+func Rekey(lines []Crypto) []Crypto {
+	out := make([]Crypto, len(lines))
+	for i, c := range lines {
+		suite, _ := suiteByName(c.Suite)
+		out[i] = NewCrypto(c.Tag, suite)
+	}
+	return out
+}
+
 // chooseCrypto picks the first line of an offer uad can use, in the
 // offerer's order of preference.
 func chooseCrypto(offered []Crypto) (Crypto, bool) {

@@ -23,6 +23,11 @@ const srtpOverhead = 16 + 4
 // taken (RFC 3711 §3.3.2).
 const replayWindow = 128
 
+// oldKeyPackets is how many packets the previous key may still decrypt
+// after a re-key: those in flight when the peer switched, seconds of them
+// at most. The first packet the new key takes retires the old one at once.
+const oldKeyPackets = 512
+
 // srtpOut encrypts one outgoing stream with our key.
 type srtpOut struct {
 	keys *SRTPKeys
@@ -37,6 +42,7 @@ type srtpOut struct {
 type srtpIn struct {
 	keys      *SRTPKeys
 	cur, prev *srtp.Context
+	prevLeft  int // packets prev may still decrypt
 	hdr       rtp.Header
 	rtcpHdr   rtcp.Header
 	plain     [maxPacket]byte // the reader's decrypted packet
@@ -87,7 +93,7 @@ func (s *Stream) setSRTP(keys *SRTPKeys) error {
 		if err != nil {
 			return err
 		}
-		next := &srtpIn{keys: keys, cur: ctx}
+		next := &srtpIn{keys: keys, cur: ctx, prevLeft: oldKeyPackets}
 		if in != nil {
 			if ssrc := s.peerSSRC.Load(); ssrc != 0 {
 				if roc, ok := in.cur.ROC(ssrc); ok {
@@ -114,13 +120,15 @@ func (o *srtpOut) protectRTCP(dst, pkt []byte) ([]byte, error) {
 }
 
 // unprotect decrypts an SRTP packet into the reader's buffer: with the
-// current key, else with the one before a re-key.
+// current key, else with the one before a re-key while it may.
 func (in *srtpIn) unprotect(pkt []byte) ([]byte, error) {
 	out, err := in.cur.DecryptRTP(in.plain[:0], pkt, &in.hdr)
-	if err != nil && in.prev != nil {
-		if old, err2 := in.prev.DecryptRTP(in.plain[:0], pkt, &in.hdr); err2 == nil {
-			return old, nil
-		}
+	if err == nil || !in.oldKeyMay() {
+		in.retire(err)
+		return out, err
+	}
+	if old, err2 := in.prev.DecryptRTP(in.plain[:0], pkt, &in.hdr); err2 == nil {
+		return old, nil
 	}
 	return out, err
 }
@@ -128,12 +136,33 @@ func (in *srtpIn) unprotect(pkt []byte) ([]byte, error) {
 // unprotectRTCP decrypts an SRTCP packet, likewise.
 func (in *srtpIn) unprotectRTCP(pkt []byte) ([]byte, error) {
 	out, err := in.cur.DecryptRTCP(in.rtcpPlain[:0], pkt, &in.rtcpHdr)
-	if err != nil && in.prev != nil {
-		if old, err2 := in.prev.DecryptRTCP(in.rtcpPlain[:0], pkt, &in.rtcpHdr); err2 == nil {
-			return old, nil
-		}
+	if err == nil || !in.oldKeyMay() {
+		in.retire(err)
+		return out, err
+	}
+	if old, err2 := in.prev.DecryptRTCP(in.rtcpPlain[:0], pkt, &in.rtcpHdr); err2 == nil {
+		return old, nil
 	}
 	return out, err
+}
+
+// oldKeyMay reports whether the previous key may decrypt one more packet.
+func (in *srtpIn) oldKeyMay() bool {
+	if in.prev == nil {
+		return false
+	}
+	if in.prevLeft--; in.prevLeft < 0 {
+		in.prev = nil
+		return false
+	}
+	return true
+}
+
+// retire drops the previous key once the current one took a packet.
+func (in *srtpIn) retire(err error) {
+	if err == nil {
+		in.prev = nil
+	}
 }
 
 // SRTPSuite is the suite the stream encrypts with, or "" for plain RTP.

@@ -159,7 +159,8 @@ func TestSRTPHoldAcrossSequenceWrap(t *testing.T) {
 
 // A new key (RFC 4568 §7.1.4) gives a new context that carries the
 // rollover counter on; packets the peer sent with its old key before it
-// switched still authenticate, so the change leaves no gap.
+// switched still authenticate, so the change leaves no gap, until the new
+// key takes its first packet.
 func TestSRTPRekey(t *testing.T) {
 	e := newTestEngine(t, 31310, 31319)
 	s, err := e.NewStream(false, false)
@@ -199,11 +200,22 @@ func TestSRTPRekey(t *testing.T) {
 	}
 	p.rx.SetROC(ssrc, 1) // what the receiver knew of the stream
 	p.readEcho(t, 5)
+	oldTx := p.tx
 	if p.tx, err = newContext(next.Remote, next.Suite); err != nil {
 		t.Fatal(err)
 	}
 	p.send(t, s, 6)
 	p.readEcho(t, 6)
+	// The new key took a packet: the old one is retired.
+	newTx := p.tx
+	p.tx = oldTx
+	p.send(t, s, 7)
+	p.tx = newTx
+	p.send(t, s, 8)
+	p.readEcho(t, 8)
+	if n := s.srtpFailed.Load(); n != 1 {
+		t.Fatalf("%d packets failed authentication, want 1 (the old key's after the switch)", n)
+	}
 }
 
 // SRTCP: uad's RTCP to an SRTP peer (here a key frame request) is

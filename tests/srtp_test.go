@@ -112,7 +112,8 @@ func srtpTLSUAD(t *testing.T, name, cert, key string, config map[string]any) (*U
 // video at X+2) over TLS, both requiring SRTP with video. Audio and video
 // go through SRTP both ways; A's hold tone reaches B's endpoint decrypted;
 // resume brings audio and video back; video removed and added again is
-// SRTP too. No key is in either log, and each warns of its UDP listener.
+// SRTP too, and so is what follows A's re-key. No key is in either log,
+// and each warns of its UDP listener.
 func TestSRTPUADtoUAD(t *testing.T) {
 	t.Parallel()
 	cert, key := selfSignedCert(t, t.TempDir())
@@ -175,6 +176,16 @@ func TestSRTPUADtoUAD(t *testing.T) {
 	checkSuite(t, "A re-added video", vc.a, vc.idA, suite, suite)
 	vc.flowVideo(t, "re-added video through SRTP", added)
 	checkHears(t, "audio after the video changes", vc.audioEnd, echoOf(vc.audioEnd))
+
+	// A re-keys (RFC 4568 §7.1.4): a re-INVITE with new keys, answered with
+	// new keys of B's; audio and video go on under the new contexts.
+	rekeyed := videoOp(t, vc.a, http.MethodPost, "/v1/calls/"+vc.idA+"/srtp/rekey", nil)
+	if rekeyed.State != "live" {
+		t.Errorf("A after the re-key: state %q, want live", rekeyed.State)
+	}
+	checkHears(t, "audio after the re-key", vc.audioEnd, echoOf(vc.audioEnd))
+	vc.flowVideo(t, "video after the re-key", vc.b.Call(vc.idB))
+	checkSuite(t, "B after the re-key", vc.b, vc.idB, suite, suite)
 
 	vc.a.Hangup(vc.idA)
 	vc.evB.WaitType(t, "call.ended", vc.idB, sigTimeout)
