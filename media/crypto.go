@@ -185,9 +185,15 @@ func longLifetime(s string) bool {
 	return n.Cmp(big.NewInt(1<<31)) >= 0
 }
 
-// String writes the attribute value: "TAG SUITE inline:KEY".
-func (c Crypto) String() string {
+// Value writes the attribute value for our SDP: "TAG SUITE inline:KEY".
+func (c Crypto) Value() string {
 	return strconv.Itoa(c.Tag) + " " + c.Suite + " inline:" + base64.StdEncoding.EncodeToString(c.Key)
+}
+
+// String is the line with its key hidden: what printing a Crypto shows,
+// so that no log or error carries a key by accident.
+func (c Crypto) String() string {
+	return strconv.Itoa(c.Tag) + " " + c.Suite + " inline:<redacted>"
 }
 
 // NewCrypto makes a line with a fresh random key for a suite.
@@ -262,6 +268,14 @@ type SRTPKeys struct {
 	Suite  string
 	Local  []byte
 	Remote []byte
+}
+
+// String names the suite only: printing keys shows none.
+func (k *SRTPKeys) String() string {
+	if k == nil {
+		return "plain RTP"
+	}
+	return k.Suite + " (keys redacted)"
 }
 
 // Equal reports whether two sets of keys are the same (nil: plain RTP).

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -68,9 +69,12 @@ func TestParseCrypto(t *testing.T) {
 				t.Fatal("no key")
 			}
 			if !tt.unusable {
-				back, err := ParseCrypto(c.String())
+				back, err := ParseCrypto(c.Value())
 				if err != nil || !back.Same(c) {
-					t.Fatalf("String() %q does not read back: %v", c.String(), err)
+					t.Fatalf("Value() %q does not read back: %v", c.Value(), err)
+				}
+				if printed := fmt.Sprint(c, []Crypto{c}, &SRTPKeys{Suite: c.Suite, Local: c.Key}); strings.Contains(printed, base64.StdEncoding.EncodeToString(c.Key)) {
+					t.Fatalf("printing a line shows its key: %s", printed)
 				}
 			}
 		})

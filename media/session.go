@@ -152,7 +152,7 @@ func (l *LocalSession) render(version uint64) []byte {
 				md.Attributes = append(md.Attributes, sdp.NewPropertyAttribute(string(s.Direction)))
 			}
 			for _, c := range s.Crypto {
-				md.Attributes = append(md.Attributes, sdp.NewAttribute("crypto", c.String()))
+				md.Attributes = append(md.Attributes, sdp.NewAttribute("crypto", c.Value()))
 			}
 		}
 		sd.MediaDescriptions = append(sd.MediaDescriptions, md)

@@ -100,7 +100,7 @@ func testKeys(suite Suite) *SRTPKeys {
 func TestSRTPHoldAcrossSequenceWrap(t *testing.T) {
 	for _, suite := range Suites {
 		t.Run(suite.Name, func(t *testing.T) {
-			e := newTestEngine(t, 31300, 31309)
+			e := newTestEngine(t, 32800, 32809)
 			s, err := e.NewStream(false, false)
 			if err != nil {
 				t.Fatal(err)
@@ -162,7 +162,7 @@ func TestSRTPHoldAcrossSequenceWrap(t *testing.T) {
 // switched still authenticate, so the change leaves no gap, until the new
 // key takes its first packet.
 func TestSRTPRekey(t *testing.T) {
-	e := newTestEngine(t, 31310, 31319)
+	e := newTestEngine(t, 32810, 32819)
 	s, err := e.NewStream(false, false)
 	if err != nil {
 		t.Fatal(err)
@@ -221,18 +221,18 @@ func TestSRTPRekey(t *testing.T) {
 // SRTCP: uad's RTCP to an SRTP peer (here a key frame request) is
 // encrypted with its key.
 func TestSRTCPKeyFrameRequest(t *testing.T) {
-	e := newTestEngine(t, 31320, 31329)
+	e := newTestEngine(t, 32820, 32829)
 	s, err := e.NewStream(true, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	rtpConn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 31340})
+	rtpConn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 32840})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rtpConn.Close()
-	rtcpConn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 31341})
+	rtcpConn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 32841})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +323,7 @@ func BenchmarkSRTPWriteRead(b *testing.B) {
 // Keys that make no context (only a bug could hand them over) leave the
 // stream silent: never RTP in clear on an SRTP stream.
 func TestSRTPUnusableKeysSendNothing(t *testing.T) {
-	e := newTestEngine(t, 31330, 31339)
+	e := newTestEngine(t, 32830, 32839)
 	s, err := e.NewStream(false, false)
 	if err != nil {
 		t.Fatal(err)
