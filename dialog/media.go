@@ -135,7 +135,8 @@ func streamStats(s Stream) *StreamStats {
 	}
 	st := s.Stats()
 	out := &StreamStats{PacketsSent: st.PacketsSent, BytesSent: st.BytesSent, PacketsReceived: st.PacketsReceived,
-		BytesReceived: st.BytesReceived, PacketsLost: st.PacketsLost, JitterMS: float64(st.Jitter.Microseconds()) / 1000}
+		BytesReceived: st.BytesReceived, PacketsLost: st.PacketsLost, JitterMS: float64(st.Jitter.Microseconds()) / 1000,
+		SRTPFailed: st.SRTPFailed}
 	if !st.LastReceived.IsZero() {
 		t := st.LastReceived.UTC()
 		out.LastReceived = &t

@@ -78,6 +78,7 @@ type StreamStats struct {
 	PacketsLost     int64      `json:"packets_lost"`
 	JitterMS        float64    `json:"jitter_ms"`
 	LastReceived    *time.Time `json:"last_received,omitempty"`
+	SRTPFailed      uint64     `json:"srtp_failed,omitempty"` // SRTP packets dropped for failing authentication
 }
 
 // MediaSpec selects what a call's media does: one of the plain modes, or relay to

@@ -125,8 +125,8 @@ func TestSRTPHoldAcrossSequenceWrap(t *testing.T) {
 			}
 			p.send(t, s, 0x22)
 			p.readEcho(t, 0x22)
-			if st := s.Stats(); st.PacketsReceived != 4 || s.srtpFailed.Load() != 1 {
-				t.Fatalf("received %d, failed %d; want 4 and 1", st.PacketsReceived, s.srtpFailed.Load())
+			if st := s.Stats(); st.PacketsReceived != 4 || st.SRTPFailed != 1 {
+				t.Fatalf("received %d, failed %d; want 4 and 1", st.PacketsReceived, st.SRTPFailed)
 			}
 
 			held := live

@@ -107,6 +107,7 @@ type Stats struct {
 	PacketsLost                    int64         // expected but not received (RFC 3550 A.3)
 	Jitter                         time.Duration // interarrival jitter (RFC 3550 A.8)
 	LastReceived                   time.Time     // zero if nothing arrived
+	SRTPFailed                     uint64        // SRTP/SRTCP packets dropped: they did not authenticate
 }
 
 // Stream is one RTP stream of a call: its socket pair, the sender toward the
@@ -251,6 +252,7 @@ func (s *Stream) Stats() Stats {
 		PacketsLost: s.recv.lostPrev + s.recv.lost(), Jitter: s.recv.jitterDuration()}
 	s.mu.Unlock()
 	st.PacketsReceived, st.BytesReceived = s.pktsIn.Load(), s.bytesIn.Load()
+	st.SRTPFailed = s.srtpFailed.Load()
 	if n := s.lastRecv.Load(); n != 0 {
 		st.LastReceived = time.Unix(0, n)
 	}

@@ -145,10 +145,14 @@ func TestRFC4568_SDESCallHoldRekey(t *testing.T) {
 	tx, rx := context80(t, keyA), context80(t, base64.StdEncoding.EncodeToString(ours.Key))
 	rp.echoedSRTP(t, uadAddr, 1, tx, rx)
 
-	// Plain RTP to an SRTP stream is dropped: only the SRTP packet after it
-	// comes back (echoedSRTP fails on anything that does not authenticate).
+	// Plain RTP to an SRTP stream is dropped, and counted as such: only the
+	// SRTP packet after it comes back (echoedSRTP fails on anything that
+	// does not authenticate).
 	rp.sendAudio(t, uadAddr, 2)
 	rp.echoedSRTP(t, uadAddr, 3, tx, rx)
+	if st := u.get(t, id).Audio.Stats; st == nil || st.SRTPFailed != 1 {
+		t.Errorf("audio.stats %+v: want srtp_failed 1 (the plain packet)", st)
+	}
 
 	reinvite := func(version int, body string) *sipIn {
 		t.Helper()
