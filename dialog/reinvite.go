@@ -311,6 +311,11 @@ func (c *Call) requestVideo(add bool) (<-chan error, error) {
 	if add {
 		step = stepVideoOn
 	}
+	return c.beginStep(op, step)
+}
+
+// beginStep starts a user operation of one re-INVITE.
+func (c *Call) beginStep(op, step string) (<-chan error, error) {
 	return c.begin(op, func(p *procedure) {
 		c.step(&reinvite{op: p.op, step: step}, func(status int, err error) {
 			if err != nil {

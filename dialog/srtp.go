@@ -40,15 +40,7 @@ func (c *Call) requestRekey() (<-chan error, error) {
 	if !c.audioIsSRTP() {
 		return nil, &StateError{Msg: "rekey: the call's media is not SRTP"}
 	}
-	return c.begin(opRekey, func(p *procedure) {
-		c.step(&reinvite{op: p.op, step: stepRekey}, func(status int, err error) {
-			if err != nil {
-				c.fail(p, "", status, err)
-				return
-			}
-			c.succeed(p, "")
-		})
-	})
+	return c.beginStep(opRekey, stepRekey)
 }
 
 // rekeyStreams gives every SRTP m-line in use new keys, in place.

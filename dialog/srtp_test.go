@@ -119,6 +119,19 @@ func TestSRTPModesAnswer(t *testing.T) {
 	}
 }
 
+// liveSRTP is an incoming SRTP call keyed by the peer's line (of key
+// peerKeyA), live: its audio stream and the keys it was configured with.
+func liveSRTP(h *harness, line string) (*peer, *fakeStream, *media.SRTPKeys) {
+	h.t.Helper()
+	p := h.liveIncoming(peerSRTP(1, "sendrecv", line))
+	s := h.med.streams[len(h.med.streams)-1]
+	keys := srtpOf(h.t, s)
+	if keys == nil || keys.Suite != "AES_CM_128_HMAC_SHA1_80" || !bytes.Equal(keys.Remote, mustKey(h.t, peerKeyA)) || len(keys.Local) != 30 {
+		h.t.Fatalf("keys after the call started: %+v", keys)
+	}
+	return p, s, keys
+}
+
 // srtpOf is the SRTP keys the stream was last configured with.
 func srtpOf(t *testing.T, s *fakeStream) *media.SRTPKeys {
 	t.Helper()
@@ -132,12 +145,7 @@ func srtpOf(t *testing.T, s *fakeStream) *media.SRTPKeys {
 func TestSRTPReinviteKeys(t *testing.T) {
 	h := newHarness(t, nil)
 	keyA := "1 AES_CM_128_HMAC_SHA1_80 inline:" + peerKeyA
-	p := h.liveIncoming(peerSRTP(1, "sendrecv", keyA))
-	s := h.med.streams[0]
-	first := srtpOf(t, s)
-	if first == nil || first.Suite != "AES_CM_128_HMAC_SHA1_80" || !bytes.Equal(first.Remote, mustKey(t, peerKeyA)) || len(first.Local) != 30 {
-		t.Fatalf("keys after the call started: %+v", first)
-	}
+	p, s, first := liveSRTP(h, keyA)
 	if _, _, info := h.state(p.call); info.Audio.SRTP == nil || *info.Audio.SRTP != "AES_CM_128_HMAC_SHA1_80" {
 		t.Fatalf("audio.srtp = %v", info.Audio.SRTP)
 	}
@@ -290,10 +298,7 @@ func mustKey(t *testing.T, b64 string) []byte {
 // call without SRTP has nothing to re-key (409).
 func TestSRTPRekeyOperation(t *testing.T) {
 	h := newHarness(t, nil)
-	keyA := "1 AES_CM_128_HMAC_SHA1_80 inline:" + peerKeyA
-	p := h.liveIncoming(peerSRTP(1, "sendrecv", keyA))
-	s := h.med.streams[0]
-	first := srtpOf(t, s)
+	p, s, first := liveSRTP(h, "1 AES_CM_128_HMAC_SHA1_80 inline:"+peerKeyA)
 
 	rekey := func(status int, answer string) error {
 		t.Helper()
