@@ -2,6 +2,7 @@ package media
 
 import (
 	"bytes"
+	"net/netip"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -57,12 +58,19 @@ func newContext(key []byte, suiteName string, opts ...srtp.ContextOption) (*srtp
 	return srtp.CreateContext(key[:suite.KeyLen], key[suite.KeyLen:], suite.Profile, opts...)
 }
 
-// setSRTP applies the keys of the last offer/answer (nil: plain RTP). A
-// direction whose key is unchanged keeps its context; a new key gets a new
-// context that carries on the rollover counter and SRTCP index of the SSRC
-// (the sequence numbers carry on too, so the packet index stays unique).
-// The stream's mutex is held.
-func (s *Stream) setSRTP(keys *SRTPKeys) error {
+// setSRTP applies the keys of the last offer/answer (nil: plain RTP) for
+// a peer at remote. A direction whose key is unchanged keeps its context; a
+// new key gets a new context that carries on the rollover counter and SRTCP
+// index of the SSRC (RFC 3711 §3.3.1: a re-key never resets it; the
+// sequence numbers carry on too, so the packet index stays unique). Only a
+// peer that moved to another address with its new key starts its stream at
+// a rollover counter of 0 (RFC 4568 §7.1.4: the new sender may not know the
+// old one's). The stream's mutex is held.
+func (s *Stream) setSRTP(keys *SRTPKeys, remote netip.AddrPort) error {
+	moved := s.srtpPeer.IsValid() && remote.IsValid() && remote != s.srtpPeer
+	if remote.IsValid() {
+		s.srtpPeer = remote
+	}
 	if keys == nil {
 		s.toPeer.srtp, s.srtpIn = nil, nil
 		return nil
@@ -95,7 +103,7 @@ func (s *Stream) setSRTP(keys *SRTPKeys) error {
 		}
 		next := &srtpIn{keys: keys, cur: ctx, prevLeft: oldKeyPackets}
 		if in != nil {
-			if ssrc := s.peerSSRC.Load(); ssrc != 0 {
+			if ssrc := s.peerSSRC.Load(); ssrc != 0 && !moved {
 				if roc, ok := in.cur.ROC(ssrc); ok {
 					ctx.SetROC(ssrc, roc)
 				}

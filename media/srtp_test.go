@@ -339,3 +339,42 @@ func TestSRTPUnusableKeysSendNothing(t *testing.T) {
 		t.Fatalf("source %d, no outgoing context %v: want nothing sent", src, plain)
 	}
 }
+
+// The peer's rollover counter carries over its re-key (RFC 3711 §3.3.1)
+// unless the peer moved to another address with its new key: then its
+// stream starts anew (RFC 4568 §7.1.4).
+func TestSRTPRekeyRolloverCounter(t *testing.T) {
+	e := newTestEngine(t, 32850, 32859)
+	s, err := e.NewStream(false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	suite := Suites[0]
+	here := netip.MustParseAddrPort("127.0.0.1:40000")
+	configure := func(remote netip.AddrPort) {
+		keys := &SRTPKeys{Suite: suite.Name, Local: NewCrypto(1, suite).Key, Remote: NewCrypto(1, suite).Key}
+		s.Configure(StreamConfig{Mode: ModeEcho, Params: pcmuParams(remote), Send: true, Accept: true, SRTP: keys})
+	}
+	const ssrc = 0x5eed
+	rocOf := func() uint32 {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		roc, _ := s.srtpIn.cur.ROC(ssrc)
+		return roc
+	}
+	configure(here)
+	s.peerSSRC.Store(ssrc)
+	s.mu.Lock()
+	s.srtpIn.cur.SetROC(ssrc, 3) // the peer's stream wrapped three times
+	s.mu.Unlock()
+
+	configure(here) // a re-key, same address
+	if roc := rocOf(); roc != 3 {
+		t.Fatalf("after a re-key in place the ROC is %d, want 3", roc)
+	}
+	configure(netip.MustParseAddrPort("127.0.0.1:40010")) // moved, new key
+	if roc := rocOf(); roc != 0 {
+		t.Fatalf("after a re-key from another address the ROC is %d, want 0", roc)
+	}
+}

@@ -167,6 +167,7 @@ type Stream struct {
 	// failed authentication (dropped). rtcpEnc is scratch for SRTCP sent
 	// under the mutex.
 	srtpIn     *srtpIn
+	srtpPeer   netip.AddrPort // the peer's last RTP address, to tell a move at a re-key
 	srtpFailed atomic.Uint64
 	rtcpEnc    [maxPacket + srtpOverhead]byte
 }
@@ -192,7 +193,7 @@ func (s *Stream) Configure(cfg StreamConfig) {
 	if cfg.remote(s.video) != s.cfg.remote(s.video) {
 		s.latched = netip.AddrPort{} // a new address from the SDP: latch again
 	}
-	if err := s.setSRTP(cfg.SRTP); err != nil {
+	if err := s.setSRTP(cfg.SRTP, cfg.remote(s.video)); err != nil {
 		// NegotiateSRTP only hands out keys of a supported suite. Should
 		// one not take, the stream carries nothing rather than RTP in clear.
 		s.eng.log.Error().Err(err).Str("local", s.local.String()).Msg("media: SRTP keys not applied: no media")
