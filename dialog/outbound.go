@@ -155,7 +155,7 @@ func (c *Call) negotiateAnswer() error {
 	if err != nil {
 		return err
 	}
-	if err := c.checkSRTPAnswer(); err != nil {
+	if err := c.takeSRTPAnswer(); err != nil {
 		return err
 	}
 	c.params = p

@@ -63,9 +63,12 @@ func streamKeys(ls *media.LocalStream, rs *media.RemoteStream) (*media.SRTPKeys,
 	return keys, &suite, nil
 }
 
-// checkSRTPAnswer refuses an answer to our offer whose SRTP the call cannot
-// use: an SRTP stream of ours answered without a line in common.
-func (c *Call) checkSRTPAnswer() error {
+// takeSRTPAnswer refuses an answer to our offer whose SRTP the call cannot
+// use: an SRTP stream of ours answered without a line in common. Taken,
+// each SRTP stream keeps only the line the answer chose, which our later
+// offers repeat.
+func (c *Call) takeSRTPAnswer() error {
+	var keyed []int
 	for i := range c.local.Streams {
 		ls := &c.local.Streams[i]
 		if ls.Port == 0 || c.remote == nil || i >= len(c.remote.Streams) || c.remote.Streams[i].Disabled() {
@@ -73,6 +76,13 @@ func (c *Call) checkSRTPAnswer() error {
 		}
 		if _, err := media.NegotiateSRTP(ls, &c.remote.Streams[i]); err != nil {
 			return err
+		}
+		keyed = append(keyed, i)
+	}
+	for _, i := range keyed {
+		ls := &c.local.Streams[i]
+		if line, ok := media.ActiveCrypto(ls, &c.remote.Streams[i]); ok {
+			ls.Crypto = []media.Crypto{line}
 		}
 	}
 	return nil

@@ -296,17 +296,35 @@ func NegotiateSRTP(local *LocalStream, remote *RemoteStream) (*SRTPKeys, error) 
 	if !IsSDESProfile(local.Proto) {
 		return nil, nil
 	}
+	l, r, ok := pairCrypto(local, remote)
+	if !ok {
+		return nil, ErrNoCrypto
+	}
+	return &SRTPKeys{Suite: l.Suite, Local: l.Key, Remote: r.Key}, nil
+}
+
+// ActiveCrypto is our line an SRTP stream's offer/answer settled on, for
+// our later offers to repeat alone: offering every line again could read
+// as a new negotiation to the peer, and restart its contexts.
+func ActiveCrypto(local *LocalStream, remote *RemoteStream) (Crypto, bool) {
+	l, _, ok := pairCrypto(local, remote)
+	return l, ok && IsSDESProfile(local.Proto)
+}
+
+// pairCrypto finds the lines of the two sides that go together: the same
+// tag and suite, the peer's usable.
+func pairCrypto(local *LocalStream, remote *RemoteStream) (Crypto, Crypto, bool) {
 	for _, r := range remote.Crypto {
 		if !r.usable() {
 			continue
 		}
 		for _, l := range local.Crypto {
 			if l.Tag == r.Tag && l.Suite == r.Suite {
-				return &SRTPKeys{Suite: l.Suite, Local: l.Key, Remote: r.Key}, nil
+				return l, r, true
 			}
 		}
 	}
-	return nil, ErrNoCrypto
+	return Crypto{}, Crypto{}, false
 }
 
 // CryptoError returns the first malformed a=crypto key of an SDES-SRTP
