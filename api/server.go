@@ -85,6 +85,7 @@ func newServer(log zerolog.Logger, calls Calls, bus *Bus, ready func() bool) *se
 	if c, ok := calls.(Captures); ok {
 		s.routeCaptures(m, c)
 	}
+	s.routeRekey(calls)
 	if b, ok := calls.(Bridges); ok {
 		m.HandleFunc("POST /v1/bridges", s.createBridge(b))
 		m.HandleFunc("GET /v1/bridges", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, b.Bridges()) })

@@ -38,6 +38,7 @@ const (
 	DefaultRelay               = "127.0.0.1:40000"
 	DefaultUnholdFailure       = UnholdHangup
 	DefaultHoldDialect         = HoldSendOnly
+	DefaultSRTP                = SRTPAccept
 	DefaultVideoRequestTimeout = 10 * time.Second
 	DefaultVideoRequestDefault = VideoReject
 	DefaultVideoRequestPolicy  = VideoAsk
@@ -76,6 +77,13 @@ const (
 const (
 	UnholdHangup = "hangup"
 	UnholdKeep   = "keep"
+)
+
+// Values of media.srtp and calls.peers[].srtp: SDES-SRTP (RFC 4568).
+const (
+	SRTPOff     = "off"     // plain RTP only; SRTP m-lines are declined
+	SRTPAccept  = "accept"  // offer plain RTP, accept an SRTP offer
+	SRTPRequire = "require" // offer SRTP, refuse plain RTP
 )
 
 // Values of calls.hold_dialect: how uad's hold offers look, for peers that
@@ -180,6 +188,7 @@ type Media struct {
 	RTPTimeout     Duration `yaml:"rtp_timeout"`      // no RTP this long while the peer may send ends the call; 0 = off
 	RTPHoldTimeout Duration `yaml:"rtp_hold_timeout"` // the same while the call is held either way; 0 = off
 	RTPLatching    bool     `yaml:"rtp_latching"`     // follow a NAT'd peer: latch onto the first source heard
+	SRTP           string   `yaml:"srtp"`             // SDES-SRTP: off | accept | require
 }
 
 // Calls is how calls are handled when a request does not say otherwise.
@@ -203,6 +212,7 @@ type Calls struct {
 type Peer struct {
 	Match       string `yaml:"match"`        // host glob of the remote URI, e.g. "*.example.net" or "10.0.0.*"
 	HoldDialect string `yaml:"hold_dialect"` // sendonly | inactive | legacy
+	SRTP        string `yaml:"srtp"`         // off | accept | require; "" = media.srtp
 }
 
 // Account is a registration with a registrar.

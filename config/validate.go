@@ -359,6 +359,7 @@ func (d *decoder) validateMedia(m *Media) {
 		}
 		seen[key] = i
 	}
+	d.checkEnum("media.srtp", m.SRTP, SRTPOff, SRTPAccept, SRTPRequire)
 	d.checkSound("media.hold_tone", &m.HoldTone)
 	d.checkSound("media.tone", &m.Tone)
 	if m.RTPTimeout < 0 {
@@ -494,6 +495,9 @@ func (d *decoder) validateCalls(c *Calls) {
 			d.check(path+".match", errors.New("must be a host pattern such as \"*.example.net\""))
 		}
 		d.checkEnum(path+".hold_dialect", p.HoldDialect, HoldSendOnly, HoldInactive, HoldLegacy)
+		if p.SRTP != "" {
+			d.checkEnum(path+".srtp", p.SRTP, SRTPOff, SRTPAccept, SRTPRequire)
+		}
 	}
 	if c.VideoRequestTimeout <= 0 {
 		d.check("calls.video_request_timeout", errors.New("must be greater than 0"))

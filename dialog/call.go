@@ -43,6 +43,7 @@ type Call struct {
 	dlg     *sip.Dialog
 	spec    MediaSpec
 	dialect string // hold offer form for this peer (calls.hold_dialect)
+	srtp    media.SRTPMode
 	local   *media.LocalSession
 	remote  *media.RemoteSession
 	// remoteIsAnswer: remote answered our offer (else it is the peer's offer).
@@ -350,8 +351,8 @@ func sameStream(a, b *StreamInfo) bool {
 		return a == b
 	}
 	x, y := *a, *b
-	x.Stats, y.Stats = nil, nil
-	return x == y
+	x.Stats, y.Stats, x.SRTP, y.SRTP = nil, nil, nil, nil
+	return x == y && samePtr(a.SRTP, b.SRTP)
 }
 
 func samePtr[T comparable](a, b *T) bool {

@@ -61,8 +61,8 @@ func familyName(a netip.Addr) string {
 
 // offerFamily is the address of an offer's audio stream, which sets the
 // family of the call's media; invalid when the offer names none.
-func offerFamily(offer *media.RemoteSession, laws []media.Law) netip.Addr {
-	if a, _ := offer.Usable("audio", laws); a != nil {
+func offerFamily(offer *media.RemoteSession, laws []media.Law, mode media.SRTPMode) netip.Addr {
+	if a, _ := offer.Usable("audio", laws, mode); a != nil {
 		return a.Addr
 	}
 	return netip.Addr{}

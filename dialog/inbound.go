@@ -66,7 +66,7 @@ func (c *Call) answer(spec *MediaSpec) error {
 	offered := c.offer != nil
 	if offered {
 		var newVideo Stream
-		if v, _ := c.offer.Usable("video", nil); v != nil && cfg.Video && media.AnswerVideo(v.Formats) != nil {
+		if v, _ := c.offer.Usable("video", nil, c.srtp); v != nil && cfg.Video && media.AnswerVideo(v.Formats) != nil {
 			if s, err := c.newStream(true); err == nil {
 				newVideo = s
 				c.watchStream(s)
@@ -99,10 +99,7 @@ func (c *Call) answer(spec *MediaSpec) error {
 		}
 		c.params = p
 	} else {
-		c.local.Streams = []media.LocalStream{{
-			Kind: "audio", Proto: "RTP/AVP", Port: int(c.audio.LocalAddr().Port()),
-			Formats: media.AudioFormats(cfg.Laws, true), Direction: media.SendRecv,
-		}}
+		c.local.Streams = []media.LocalStream{c.offerSlot("audio", int(c.audio.LocalAddr().Port()), media.AudioFormats(cfg.Laws, true))}
 	}
 	body := c.local.Marshal()
 	res := c.respond(c.inviteTx, c.inviteReq, 200, "OK", body, c.takeRequestTimer(c.inviteReq)...)

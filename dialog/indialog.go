@@ -244,9 +244,16 @@ func (c *Call) onOffer(in incoming) bool {
 		return false
 	}
 	sdp, err := c.parseRemote(req.Body())
+	if err == nil {
+		err = sdp.CryptoError(c.srtp)
+	}
 	if err != nil {
+		// The session stays as it was (RFC 3264 §8, RFC 6141).
 		c.respond(tx, req, 488, "Not Acceptable Here", nil, sdpWarning(err))
 		return false
+	}
+	if sdp.DTLSOffered() {
+		c.log.Info().Msg("DTLS-SRTP m-lines declined: uad keys SRTP with SDES (a=crypto) only")
 	}
 	if c.addsVideo(sdp) {
 		switch {
@@ -320,10 +327,13 @@ func (c *Call) answerOffer(req *gosip.Request, tx gosip.ServerTransaction, offer
 // offer adds; every other stream is declined with port 0.
 func (c *Call) answerReoffer(offer *media.RemoteSession, newVideo Stream) {
 	plan := media.AnswerPlan{
-		Laws:      c.cfg.Laws,
-		AudioPort: int(c.audio.LocalAddr().Port()),
-		AudioSend: c.holdSends(c.localHold),
-		AudioRecv: !c.localHold,
+		Laws:       c.cfg.Laws,
+		AudioPort:  int(c.audio.LocalAddr().Port()),
+		AudioSend:  c.holdSends(c.localHold),
+		AudioRecv:  !c.localHold,
+		SRTP:       c.srtp,
+		Prev:       c.local.Streams,
+		PrevRemote: c.remote,
 	}
 	if stream := c.video; stream != nil {
 		plan.VideoPort = int(stream.LocalAddr().Port())

@@ -43,10 +43,11 @@ type Config struct {
 	RTPHoldTimeout time.Duration
 	RTPLatching    bool // follow a NAT'd peer's RTP source (media.rtp_latching)
 	MaxCalls       int
-	UnholdFailure  string        // "hangup" (default) or "keep"
-	SessionExpires time.Duration // RFC 4028 interval offered; 0 = no session timer
-	HoldDialect    string        // sendonly (default), inactive or legacy
-	Video          bool          // accept video in incoming calls and offers
+	UnholdFailure  string         // "hangup" (default) or "keep"
+	SessionExpires time.Duration  // RFC 4028 interval offered; 0 = no session timer
+	HoldDialect    string         // sendonly (default), inactive or legacy
+	SRTP           media.SRTPMode // SDES-SRTP: off, accept (default) or require
+	Video          bool           // accept video in incoming calls and offers
 	// An offer adding video: ask the user (default), accept or reject; when
 	// asked, the reply waits VideoRequestTimeout, then VideoRequestDefault applies.
 	VideoRequestPolicy  string
@@ -101,6 +102,7 @@ func (cfg *Config) account(name, host string) (*Account, error) {
 type PeerRule struct {
 	Match       string
 	HoldDialect string
+	SRTP        media.SRTPMode
 }
 
 // holdDialect is the hold offer form for a remote host.
@@ -114,6 +116,20 @@ func (cfg *Config) holdDialect(host string) string {
 		return DialectSendOnly
 	}
 	return cfg.HoldDialect
+}
+
+// srtpMode is the SRTP mode for a remote host: the first peer rule that
+// sets one, else media.srtp.
+func (cfg *Config) srtpMode(host string) media.SRTPMode {
+	for _, p := range cfg.Peers {
+		if ok, _ := path.Match(p.Match, host); ok && p.SRTP != "" {
+			return p.SRTP
+		}
+	}
+	if cfg.SRTP == "" {
+		return media.SRTPAccept
+	}
+	return cfg.SRTP
 }
 
 // Observer is told of what the metrics count that no event says: each
@@ -347,6 +363,14 @@ func (m *Manager) Place(ctx context.Context, req PlaceRequest) (CallInfo, error)
 	if req.Media != nil {
 		spec = *req.Media
 	}
+	srtpMode := cfg.srtpMode(target.Host)
+	if req.SRTP != "" {
+		mode, err := media.ParseSRTPMode(req.SRTP)
+		if err != nil {
+			return CallInfo{}, &RequestError{Msg: err.Error()}
+		}
+		srtpMode = mode
+	}
 	if cfg.MaxCalls > 0 && m.Active() >= cfg.MaxCalls {
 		return CallInfo{}, &StateError{Msg: fmt.Sprintf("the limit of %d concurrent calls is reached", cfg.MaxCalls)}
 	}
@@ -373,6 +397,7 @@ func (m *Manager) Place(ctx context.Context, req PlaceRequest) (CallInfo, error)
 	}
 	c.dlg = sip.NewUACDialog(target, from, transport, m.sig.Contact(from.User, transport, peer), m.sig.UserAgent())
 	c.dialect = cfg.holdDialect(target.Host)
+	c.srtp = srtpMode
 	if account != nil {
 		if account.HoldDialect != "" {
 			c.dialect = account.HoldDialect
@@ -424,6 +449,7 @@ func (m *Manager) HandleInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 		return
 	}
 	var offer *media.RemoteSession
+	var mode media.SRTPMode // the offer's, when there is one
 	if len(req.Body()) > 0 {
 		if ct := req.ContentType(); ct != nil && !strings.EqualFold(strings.TrimSpace(strings.Split(ct.Value(), ";")[0]), "application/sdp") {
 			reply(415, "Unsupported Media Type", gosip.NewHeader("Accept", "application/sdp"))
@@ -434,15 +460,27 @@ func (m *Manager) HandleInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 			reply(488, "Not Acceptable Here", warning(err.Error()))
 			return
 		}
-		if a, _ := offer.Usable("audio", cfg.Laws); a == nil {
-			reply(488, "Not Acceptable Here", warning("no audio stream uad can take: an RTP/AVP or RTP/AVPF m-line with a codec in common"))
+		var from string
+		if f := req.From(); f != nil {
+			from = f.Address.Host
+		}
+		mode = cfg.srtpMode(from)
+		if err := offer.CryptoError(mode); err != nil {
+			reply(488, "Not Acceptable Here", warning(err.Error()))
+			return
+		}
+		if offer.DTLSOffered() {
+			m.log.Info().Str("sip_call_id", req.CallID().Value()).Msg("DTLS-SRTP m-lines declined: uad keys SRTP with SDES (a=crypto) only")
+		}
+		if a, _ := offer.Usable("audio", cfg.Laws, mode); a == nil {
+			reply(488, "Not Acceptable Here", warning(noAudioReason(mode)))
 			return
 		}
 	}
 	source, _ := netip.ParseAddrPort(req.Source())
 	maddr := cfg.mediaFor(source.Addr())
 	if offer != nil {
-		if want := offerFamily(offer, cfg.Laws); want.IsValid() {
+		if want := offerFamily(offer, cfg.Laws, mode); want.IsValid() {
 			var ok bool
 			if maddr, ok = cfg.mediaOf(want); !ok {
 				err := &FamilyError{Want: want, Have: cfg.mediaAddrs()[0].Advertise}
@@ -470,6 +508,7 @@ func (m *Manager) HandleInvite(req *gosip.Request, tx gosip.ServerTransaction) {
 	// tag in it, every response to the INVITE carries the same one.
 	req.To().Params.Add("tag", dlg.LocalTag)
 	c.dialect = cfg.holdDialect(dlg.Remote.Host)
+	c.srtp = cfg.srtpMode(dlg.Remote.Host)
 	c.log = c.log.With().Str("sip_call_id", dlg.CallID).Logger()
 	c.openCapture(dlg.CallID)
 	c.inviteReq, c.inviteTx, c.offer = req, tx, offer
@@ -621,6 +660,18 @@ func (m *Manager) Shutdown(ctx context.Context) {
 	case <-waited:
 	case <-ctx.Done():
 	}
+}
+
+// noAudioReason explains a 488 for an offer without an audio stream uad
+// can take under an SRTP mode.
+func noAudioReason(mode media.SRTPMode) string {
+	switch mode {
+	case media.SRTPOff:
+		return "no audio stream uad can take: an RTP/AVP or RTP/AVPF m-line with a codec in common (SRTP is off)"
+	case media.SRTPRequire:
+		return "no audio stream uad can take: SRTP is required: an RTP/SAVP or RTP/SAVPF m-line with a supported a=crypto and a codec in common"
+	}
+	return "no audio stream uad can take: an RTP/AVP or RTP/AVPF m-line, or RTP/SAVP(F) with a supported a=crypto, with a codec in common"
 }
 
 var errEnded = &StateError{Msg: "the call has ended"}

@@ -36,6 +36,12 @@ func (c *Call) applyMedia() {
 		c.rtpSince = c.clock.Now()
 	}
 	c.agreed = agreed
+	keys, suite, keyErr := streamKeys(ls, rs)
+	if keyErr != nil {
+		// Offer/answer checked the lines before: only a bug gets here.
+		// An SRTP stream without keys carries nothing rather than RTP in clear.
+		c.log.Error().Err(keyErr).Msg("audio SRTP keys not negotiated: no media")
+	}
 	partnerHold := media.SourceNone
 	if c.partnerHeld {
 		partnerHold = media.SourceHoldTone
@@ -46,14 +52,16 @@ func (c *Call) applyMedia() {
 	c.audio.Configure(media.StreamConfig{
 		Mode:        media.Mode(c.spec.Mode),
 		Params:      c.params,
-		Send:        c.agreed.Sends(),
-		Accept:      c.agreed.Receives() && !c.localHold,
+		Send:        c.agreed.Sends() && keyErr == nil,
+		Accept:      c.agreed.Receives() && !c.localHold && keyErr == nil,
 		LocalHold:   c.localHold,
 		Relay:       c.spec.Relay,
 		Bridged:     c.bridge != nil,
 		PartnerHold: partnerHold,
 		Latching:    c.cfg.RTPLatching,
+		SRTP:        keys,
 	})
+	c.info.Audio.SRTP = suite
 	c.info.Audio.Direction = string(c.agreed)
 	c.info.Audio.Codec = c.params.Send.String()
 	c.info.Audio.HoldTone = &playsTones
@@ -131,7 +139,8 @@ func streamStats(s Stream) *StreamStats {
 	}
 	st := s.Stats()
 	out := &StreamStats{PacketsSent: st.PacketsSent, BytesSent: st.BytesSent, PacketsReceived: st.PacketsReceived,
-		BytesReceived: st.BytesReceived, PacketsLost: st.PacketsLost, JitterMS: float64(st.Jitter.Microseconds()) / 1000}
+		BytesReceived: st.BytesReceived, PacketsLost: st.PacketsLost, JitterMS: float64(st.Jitter.Microseconds()) / 1000,
+		SRTPFailed: st.SRTPFailed}
 	if !st.LastReceived.IsZero() {
 		t := st.LastReceived.UTC()
 		out.LastReceived = &t

@@ -17,18 +17,9 @@ func (c *Call) sendInvite() { c.sendInviteWith(nil) }
 // for the challenge in authFrom): same Call-ID and tag, CSeq advanced.
 func (c *Call) sendInviteWith(authFrom *gosip.Response) {
 	cfg := c.cfg
-	c.local.Streams = []media.LocalStream{{
-		Kind:      "audio",
-		Proto:     "RTP/AVP",
-		Port:      int(c.audio.LocalAddr().Port()),
-		Formats:   media.AudioFormats(cfg.Laws, true),
-		Direction: media.SendRecv,
-	}}
+	c.local.Streams = []media.LocalStream{c.offerSlot("audio", int(c.audio.LocalAddr().Port()), media.AudioFormats(cfg.Laws, true))}
 	if c.offeredVideo != nil {
-		c.local.Streams = append(c.local.Streams, media.LocalStream{
-			Kind: "video", Proto: "RTP/AVP", Port: int(c.offeredVideo.LocalAddr().Port()),
-			Formats: media.VideoFormats(), Direction: media.SendRecv,
-		})
+		c.local.Streams = append(c.local.Streams, c.offerSlot("video", int(c.offeredVideo.LocalAddr().Port()), media.VideoFormats()))
 	}
 	inv := c.dlg.NewRequest(gosip.INVITE, c.local.Marshal())
 	inv.AppendHeader(gosip.NewHeader("Allow", allowHeader))
@@ -162,6 +153,9 @@ func (c *Call) negotiateAnswer() error {
 	}
 	p, err := media.NegotiateAudio(ls, rs, rs.Formats, c.cfg.Laws)
 	if err != nil {
+		return err
+	}
+	if err := c.takeSRTPAnswer(); err != nil {
 		return err
 	}
 	c.params = p

@@ -22,6 +22,7 @@ const (
 	opVideoAdd    = "video-add"
 	opVideoReq    = "video-request"
 	opRefresh     = "refresh" // session timer; not shown as pending
+	opRekey       = "rekey"   // new SRTP keys (srtp.go)
 )
 
 // Steps: one re-INVITE each. A procedure (hold on a video call, say) is a
@@ -30,6 +31,7 @@ const (
 	stepAudio    = "audio"     // offer the audio direction of a hold state
 	stepVideoOff = "video-off" // the video m-line to port 0
 	stepVideoOn  = "video-on"  // video back in its slot (or a new m-line)
+	stepRekey    = "rekey"     // every SRTP m-line with new keys
 )
 
 // maxGlareRetries bounds re-INVITE retries after 491 (RFC 3261 §14.1).
@@ -309,6 +311,11 @@ func (c *Call) requestVideo(add bool) (<-chan error, error) {
 	if add {
 		step = stepVideoOn
 	}
+	return c.beginStep(op, step)
+}
+
+// beginStep starts a user operation of one re-INVITE.
+func (c *Call) beginStep(op, step string) (<-chan error, error) {
 	return c.begin(op, func(p *procedure) {
 		c.step(&reinvite{op: p.op, step: step}, func(status int, err error) {
 			if err != nil {
@@ -467,6 +474,8 @@ func (c *Call) prepareOffer(r *reinvite) error {
 		if _, open := c.local.Active("video"); open >= 0 {
 			streams[open].Port = 0 // the m-line stays, with its formats (RFC 3264 §8.2)
 		}
+	case stepRekey:
+		rekeyStreams(streams)
 	case stepVideoOn:
 		stream, err := c.newStream(true)
 		if err != nil {
@@ -474,8 +483,7 @@ func (c *Call) prepareOffer(r *reinvite) error {
 		}
 		c.watchStream(stream)
 		r.newVideo = stream
-		slot := media.LocalStream{Kind: "video", Proto: "RTP/AVP", Port: int(stream.LocalAddr().Port()),
-			Formats: media.VideoFormats(), Direction: media.SendRecv}
+		slot := c.offerSlot("video", int(stream.LocalAddr().Port()), media.VideoFormats())
 		if vi >= 0 {
 			streams[vi] = slot // reuse the disabled slot (RFC 3264 §8.1)
 		} else {

@@ -416,50 +416,6 @@ func TestBlockingSendKeepsTheLoopFree(t *testing.T) {
 	h.sig.expect(t, gosip.BYE)
 }
 
-// RFC 3264 §6: a profile uad cannot honour (SRTP, DTLS-SRTP) is declined
-// with port 0; an offer left with nothing is refused with 488.
-func TestSecureProfilesDeclined(t *testing.T) {
-	savp := "m=audio 30000 RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n"
-	dtls := "m=audio 30000 UDP/TLS/RTP/SAVPF 0\r\na=rtpmap:0 PCMU/8000\r\na=fingerprint:sha-256 AA:BB\r\na=setup:actpass\r\n"
-	avp := "m=audio 30002 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
-	avpf := "m=audio 30002 RTP/AVPF 0\r\na=rtpmap:0 PCMU/8000\r\n"
-	head := "v=0\r\no=peer 1 1 IN IP4 " + peerHost + "\r\ns=-\r\nc=IN IP4 " + peerHost + "\r\nt=0 0\r\n"
-	for _, tt := range []struct {
-		name   string
-		offer  string
-		status int
-		lines  string
-		protos string
-	}{
-		{"SDES-SRTP alone", head + savp, 488, "", ""},
-		{"DTLS-SRTP alone", head + dtls, 488, "", ""},
-		{"SRTP then RTP", head + savp + avp, 200, "audio:0 audio:on", "RTP/SAVP RTP/AVP"},
-		{"AVPF", head + avpf, 200, "audio:on", "RTP/AVPF"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t, nil)
-			_, res := h.incoming(tt.offer, "")
-			if res.StatusCode != tt.status {
-				t.Fatalf("got %d, want %d", res.StatusCode, tt.status)
-			}
-			if tt.status != 200 {
-				return
-			}
-			ans := parseSDP(t, res.Body())
-			if got := mlines(ans); got != tt.lines {
-				t.Errorf("answer m-lines %s, want %s", got, tt.lines)
-			}
-			var protos []string
-			for _, s := range ans.Streams {
-				protos = append(protos, s.Proto)
-			}
-			if got := strings.Join(protos, " "); got != tt.protos {
-				t.Errorf("answer protos %s, want %s", got, tt.protos)
-			}
-		})
-	}
-}
-
 // media.rtp_timeout: a peer allowed to send that sends nothing is hung up.
 func TestRTPTimeout(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.RTPTimeout = 10 * time.Second })

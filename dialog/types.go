@@ -66,6 +66,7 @@ type StreamInfo struct {
 	RelayLocal  string       `json:"relay_local,omitempty"`
 	RelayRemote string       `json:"relay_remote,omitempty"`
 	HoldTone    *bool        `json:"hold_tone,omitempty"` // audio: false when uad cannot play tones in the codec (pass-through)
+	SRTP        *string      `json:"srtp"`                // the SRTP suite in use; null for plain RTP
 	Stats       *StreamStats `json:"stats,omitempty"`
 }
 
@@ -78,6 +79,7 @@ type StreamStats struct {
 	PacketsLost     int64      `json:"packets_lost"`
 	JitterMS        float64    `json:"jitter_ms"`
 	LastReceived    *time.Time `json:"last_received,omitempty"`
+	SRTPFailed      uint64     `json:"srtp_failed,omitempty"` // SRTP packets dropped for failing authentication
 }
 
 // MediaSpec selects what a call's media does: one of the plain modes, or relay to
@@ -134,6 +136,7 @@ type PlaceRequest struct {
 	Video   bool       `json:"video"`
 	Media   *MediaSpec `json:"media"`
 	Account string     `json:"account"`
+	SRTP    string     `json:"srtp"` // off | accept | require; "" = the configured mode
 }
 
 // Event is something that happened to a call (or an account), published on the

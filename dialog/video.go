@@ -72,15 +72,20 @@ func (c *Call) applyVideo() {
 	if p, err := media.NegotiateVideo(ls, rs); err == nil {
 		c.videoParams = p // a re-offer may move the peer's port or SSRC
 	}
+	keys, suite, keyErr := streamKeys(ls, rs)
+	if keyErr != nil {
+		c.log.Error().Err(keyErr).Msg("video SRTP keys not negotiated: no media")
+	}
 	peer := rs.EffectiveDirection()
 	c.videoAgreed = media.FromFlags(ls.Direction.Sends() && peer.Receives(), ls.Direction.Receives() && peer.Sends())
 	c.video.Configure(media.StreamConfig{
 		Mode:     media.Mode(c.spec.Mode),
 		Video:    c.videoParams,
-		Send:     c.videoAgreed.Sends(),
-		Accept:   c.videoAgreed.Receives(),
+		Send:     c.videoAgreed.Sends() && keyErr == nil,
+		Accept:   c.videoAgreed.Receives() && keyErr == nil,
 		Relay:    c.videoRelay(),
 		Latching: c.cfg.RTPLatching,
+		SRTP:     keys,
 	})
 	codec, pt := c.videoParams.Codec(ls)
 	info := &StreamInfo{
@@ -88,6 +93,7 @@ func (c *Call) applyVideo() {
 		Codec:       codec,
 		PayloadType: pt,
 		LocalRTP:    netip.AddrPortFrom(c.maddr.Advertise, c.video.LocalAddr().Port()).String(),
+		SRTP:        suite,
 	}
 	if c.videoParams.Remote.IsValid() {
 		info.RemoteRTP = c.videoParams.Remote.String()

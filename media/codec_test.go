@@ -108,7 +108,7 @@ func TestAnswerCapturedOpusOffer(t *testing.T) {
 			continue
 		}
 		if answer == nil {
-			if a, _ := offer.Usable("audio", tt.laws); a != nil {
+			if a, _ := offer.Usable("audio", tt.laws, SRTPAccept); a != nil {
 				t.Errorf("%s: no codec in common, yet the audio stream is usable", tt.name)
 			}
 			continue

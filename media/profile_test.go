@@ -34,7 +34,9 @@ func capturedOffer(t *testing.T, file string, replace ...string) *RemoteSession 
 
 const testCrypto = "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n"
 
-var testPlan = AnswerPlan{Laws: []Law{PCMU, PCMA}, AudioPort: 30000, AudioSend: true, AudioRecv: true, VideoPort: 30002}
+// testPlan answers as uad with media.srtp: off, where every SRTP profile is
+// one it does not honour (crypto_test.go covers accept and require).
+var testPlan = AnswerPlan{Laws: []Law{PCMU, PCMA}, AudioPort: 30000, AudioSend: true, AudioRecv: true, VideoPort: 30002, SRTP: SRTPOff}
 
 // wantDeclined checks an m-line declined for its transport profile: port 0,
 // the offered proto, the formats as offered, and no attribute written.
@@ -57,7 +59,7 @@ func wantDeclined(t *testing.T, l *LocalSession, i int, offer *RemoteStream) {
 	}
 }
 
-// uad does not encrypt: an m-line whose profile it cannot honour is declined
+// With SRTP off, an m-line whose profile uad cannot honour is declined
 // (RFC 3264 §6), never answered as if it were plain RTP.
 func TestAnswerDeclinesUnhonouredProfiles(t *testing.T) {
 	tests := []struct {
@@ -128,13 +130,31 @@ func TestAnswerDeclinesUnhonouredProfiles(t *testing.T) {
 }
 
 func TestHonouredProfile(t *testing.T) {
-	for proto, want := range map[string]bool{
-		"RTP/AVP": true, "RTP/AVPF": true, "rtp/avp": true,
-		"RTP/SAVP": false, "RTP/SAVPF": false, "UDP/TLS/RTP/SAVP": false, "UDP/TLS/RTP/SAVPF": false,
-		"TCP/RTP/AVP": false, "TCP/TLS/RTP/SAVP": false, "udptl": false, "UDP/BFCP": false, "": false,
+	// Whatever the mode, DTLS-SRTP, TCP and non-RTP profiles are declined.
+	never := []string{"UDP/TLS/RTP/SAVP", "UDP/TLS/RTP/SAVPF", "TCP/RTP/AVP", "TCP/TLS/RTP/SAVP", "udptl", "UDP/BFCP", ""}
+	for _, tt := range []struct {
+		mode        SRTPMode
+		plain, sdes bool
+	}{
+		{SRTPOff, true, false},
+		{SRTPAccept, true, true},
+		{"", true, true}, // the default is accept
+		{SRTPRequire, false, true},
 	} {
-		if got := HonouredProfile(proto); got != want {
-			t.Errorf("HonouredProfile(%q) = %v, want %v", proto, got, want)
+		for _, proto := range []string{"RTP/AVP", "RTP/AVPF", "rtp/avp"} {
+			if got := HonouredProfile(proto, tt.mode); got != tt.plain {
+				t.Errorf("HonouredProfile(%q, %q) = %v, want %v", proto, tt.mode, got, tt.plain)
+			}
+		}
+		for _, proto := range []string{"RTP/SAVP", "RTP/SAVPF", "rtp/savp"} {
+			if got := HonouredProfile(proto, tt.mode); got != tt.sdes {
+				t.Errorf("HonouredProfile(%q, %q) = %v, want %v", proto, tt.mode, got, tt.sdes)
+			}
+		}
+		for _, proto := range never {
+			if HonouredProfile(proto, tt.mode) {
+				t.Errorf("HonouredProfile(%q, %q) = true, want false", proto, tt.mode)
+			}
 		}
 	}
 }
@@ -161,8 +181,8 @@ func TestUsableAndActive(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a, ai := tt.offer.Usable("audio", tt.laws)
-			v, vi := tt.offer.Usable("video", tt.laws)
+			a, ai := tt.offer.Usable("audio", tt.laws, SRTPOff)
+			v, vi := tt.offer.Usable("video", tt.laws, SRTPOff)
 			if ai != tt.wantAudio || vi != tt.wantVideo {
 				t.Fatalf("usable audio %d video %d, want %d %d", ai, vi, tt.wantAudio, tt.wantVideo)
 			}

@@ -107,6 +107,11 @@ func (s *Stream) report(now time.Time) ([]byte, netip.AddrPort) {
 	if err != nil {
 		return nil, netip.AddrPort{}
 	}
+	if o := snd.srtp; o != nil {
+		if b, err = o.protectRTCP(nil, b); err != nil {
+			return nil, netip.AddrPort{}
+		}
+	}
 	return b, rtcpAddr(remote)
 }
 
@@ -162,10 +167,18 @@ func (s *Stream) peerRTCP(pkt []byte, from netip.AddrPort, out []byte) {
 	if !rtcpFrom(from, remote, s.cfg.Latching) {
 		return
 	}
+	if in := s.srtpIn; in != nil {
+		plain, err := in.unprotectRTCP(pkt)
+		if err != nil {
+			s.srtpFailed.Add(1)
+			return
+		}
+		pkt = plain
+	}
 	switch {
 	case s.src == srcEcho:
 		if n := s.feedback(pkt, s.toPeer, s.toPeer.hdr.SSRC, out); n > 0 {
-			_, _ = s.rtcp.WriteToUDPAddrPort(out[:n], rtcpAddr(remote))
+			s.writeRTCP(out[:n], s.rtcpEnc[:])
 		}
 	case s.src == srcRelay && s.toRelay != nil && s.cfg.Relay.IsValid():
 		if n := s.feedback(pkt, s.toPeer, s.toRelay.hdr.SSRC, out); n > 0 {
@@ -185,7 +198,7 @@ func (s *Stream) relayRTCPPacket(pkt []byte, from netip.AddrPort, out []byte) {
 		return
 	}
 	if n := s.feedback(pkt, s.toRelay, s.toPeer.hdr.SSRC, out); n > 0 {
-		_, _ = s.rtcp.WriteToUDPAddrPort(out[:n], rtcpAddr(remote))
+		s.writeRTCP(out[:n], s.rtcpEnc[:])
 	}
 }
 

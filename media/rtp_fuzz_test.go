@@ -166,6 +166,20 @@ func FuzzOfferAnswer(f *testing.F) {
 			if back.Streams[i].Kind != rs.Streams[i].Kind {
 				t.Fatalf("m-line %d is %s in the answer, %s in the offer", i, back.Streams[i].Kind, rs.Streams[i].Kind)
 			}
+			// An SRTP stream accepted is keyed: one line of ours, paired
+			// with an offered one, whose keys make contexts.
+			if ls := &local.Streams[i]; ls.Port != 0 && IsSDESProfile(ls.Proto) {
+				keys, err := NegotiateSRTP(ls, &rs.Streams[i])
+				if len(back.Streams[i].Crypto) != 1 || err != nil || keys == nil {
+					t.Fatalf("SRTP m-line %d answered with %d a=crypto lines (%v)", i, len(back.Streams[i].Crypto), err)
+				}
+				if _, err := newContext(keys.Local, keys.Suite); err != nil {
+					t.Fatalf("m-line %d: our key makes no context: %v", i, err)
+				}
+				if _, err := newContext(keys.Remote, keys.Suite); err != nil {
+					t.Fatalf("m-line %d: the offered key makes no context: %v", i, err)
+				}
+			}
 		}
 		for i := range rs.Streams {
 			remote := &rs.Streams[i]

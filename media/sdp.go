@@ -102,6 +102,10 @@ type RemoteStream struct {
 	RawFmts   []string // formats as written, for answering streams we decline
 	Ptime     int
 	Held      bool // legacy hold: c= 0.0.0.0 (RFC 2543)
+	// Crypto are the stream's a=crypto lines (SDES-SRTP); CryptoErr is the
+	// first malformed one, which makes an offer unacceptable (488).
+	Crypto    []Crypto
+	CryptoErr error
 }
 
 // Disabled reports whether the stream is off (port 0).
@@ -177,6 +181,7 @@ func ParseRemote(body []byte) (*RemoteSession, error) {
 		}
 		st.Direction = directionOf(md.Attributes, sessionDir)
 		st.Formats, st.Ptime = formatsOf(md)
+		st.Crypto, st.CryptoErr = cryptosOf(md.Attributes)
 		rs.Streams = append(rs.Streams, st)
 	}
 	return rs, nil
@@ -193,27 +198,35 @@ func (rs *RemoteSession) Stream(kind string) (*RemoteStream, int) {
 }
 
 // HonouredProfile reports whether uad can take part in an m-line of a
-// transport profile: plain RTP over UDP, with or without RTCP feedback. uad
-// does not encrypt, so SRTP and DTLS-SRTP offers are declined rather than
-// answered as plain RTP (RFC 3264 §6).
-func HonouredProfile(proto string) bool {
-	return strings.EqualFold(proto, "RTP/AVP") || strings.EqualFold(proto, "RTP/AVPF")
+// transport profile under an SRTP mode: plain RTP over UDP, with or without
+// RTCP feedback, unless SRTP is required; SDES-SRTP (RTP/SAVP, RTP/SAVPF)
+// unless SRTP is off. Others, DTLS-SRTP among them, are declined rather
+// than answered in another profile (RFC 3264 §6).
+func HonouredProfile(proto string, mode SRTPMode) bool {
+	if mode == "" {
+		mode = SRTPAccept
+	}
+	return mode.allows(proto)
 }
 
-// Usable returns the first stream of a kind uad can accept, and its index,
-// or -1: enabled, with a transport profile uad honours and a codec in
-// common (for audio a law of laws, for video one uad relays).
-func (rs *RemoteSession) Usable(kind string, laws []Law) (*RemoteStream, int) {
+// Usable returns the first stream of a kind uad can accept under an SRTP
+// mode, and its index, or -1: enabled, with a transport profile uad honours,
+// an a=crypto line it can use when SRTP, and a codec in common (for audio a
+// law of laws, for video one uad relays).
+func (rs *RemoteSession) Usable(kind string, laws []Law, mode SRTPMode) (*RemoteStream, int) {
 	for i := range rs.Streams {
-		if st := &rs.Streams[i]; st.Kind == kind && st.usable(laws) {
+		if st := &rs.Streams[i]; st.Kind == kind && st.usable(laws, mode) {
 			return st, i
 		}
 	}
 	return nil, -1
 }
 
-func (r *RemoteStream) usable(laws []Law) bool {
-	if r.Disabled() || !HonouredProfile(r.Proto) {
+func (r *RemoteStream) usable(laws []Law, mode SRTPMode) bool {
+	if r.Disabled() || !HonouredProfile(r.Proto, mode) {
+		return false
+	}
+	if _, ok := chooseCrypto(r.Crypto); IsSDESProfile(r.Proto) && (!ok || r.CryptoErr != nil) {
 		return false
 	}
 	switch r.Kind {
@@ -351,6 +364,27 @@ func formatsOf(md *sdp.MediaDescription) ([]Format, int) {
 		out = append(out, *byPT[pt])
 	}
 	return out, ptime
+}
+
+// cryptosOf reads the a=crypto lines of an m-line. Lines uad cannot use are
+// kept (with Unusable set) so that the tags of an answer stay meaningful.
+func cryptosOf(attrs []sdp.Attribute) ([]Crypto, error) {
+	var out []Crypto
+	var first error
+	for _, a := range attrs {
+		if a.Key != "crypto" {
+			continue
+		}
+		c, err := ParseCrypto(a.Value)
+		if err != nil {
+			if first == nil {
+				first = err
+			}
+			continue
+		}
+		out = append(out, c)
+	}
+	return out, first
 }
 
 func parseRtpmap(v string) (pt uint8, name string, rate, channels int, ok bool) {

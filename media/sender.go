@@ -46,6 +46,8 @@ type sender struct {
 	packets, bytes uint64
 	conv           *transcoder // codec conversion of forwarded audio; nil until needed
 
+	srtp *srtpOut // set while the stream is SRTP: what leaves is encrypted
+
 	// buf assembles a packet whose payload has no room for the header
 	// before it; last, so that the state every packet uses stays together.
 	buf [maxPacket]byte
@@ -186,6 +188,12 @@ func (s *sender) send(h *rtp.Header, to netip.AddrPort, pkt []byte, off int) {
 		}
 		n += copy(s.buf[n:], payload)
 		out = s.buf[:n]
+	}
+	if s.srtp != nil {
+		var err error
+		if out, err = s.srtp.protect(out); err != nil {
+			return
+		}
 	}
 	if _, err := s.conn.WriteToUDPAddrPort(out, to); err == nil {
 		s.packets++

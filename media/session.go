@@ -23,6 +23,7 @@ type LocalStream struct {
 	Formats   []Format
 	RawFmts   []string // formats to write for a declined stream uad has no model of
 	Direction Direction
+	Crypto    []Crypto // a=crypto lines of an SDES-SRTP stream (offer: one a suite; answer: one)
 }
 
 // LocalSession is uad's session description for one call, edited in place
@@ -164,6 +165,9 @@ func (l *LocalSession) render(version uint64) []byte {
 			if !l.LegacyHold {
 				md.Attributes = append(md.Attributes, sdp.NewPropertyAttribute(string(s.Direction)))
 			}
+			for _, c := range s.Crypto {
+				md.Attributes = append(md.Attributes, sdp.NewAttribute("crypto", c.Value()))
+			}
 		}
 		sd.MediaDescriptions = append(sd.MediaDescriptions, md)
 	}
@@ -289,22 +293,30 @@ type AnswerPlan struct {
 	AudioSend bool // false while uad holds in the inactive dialect
 	AudioRecv bool // false while uad holds
 	VideoPort int
+	// SRTP is the call's mode; Prev and PrevRemote are the previous
+	// exchange's m-lines (ours and the peer's), whose keys an answer keeps
+	// while the peer keeps its own.
+	SRTP       SRTPMode
+	Prev       []LocalStream
+	PrevRemote *RemoteSession
 }
 
 // Answer builds the m-lines of an answer to offer, slot for slot (RFC 3264
 // §6): the first usable audio stream (RemoteSession.Usable) and the first
 // usable video stream are accepted, every other stream is declined with
 // port 0, keeping a format so the m-line stays valid. A stream in a
-// transport profile uad does not honour (SRTP, DTLS, TCP) is declined with
-// its proto and formats as offered and no attributes.
+// transport profile uad does not honour under the SRTP mode (DTLS, TCP,
+// SRTP when off, RTP when required) is declined with its proto and formats
+// as offered and no attributes. An accepted SRTP stream gets one a=crypto
+// line (answerCrypto).
 func Answer(offer *RemoteSession, plan AnswerPlan) []LocalStream {
 	streams := make([]LocalStream, len(offer.Streams))
-	_, audio := offer.Usable("audio", plan.Laws)
-	_, video := offer.Usable("video", plan.Laws)
+	_, audio := offer.Usable("audio", plan.Laws, plan.SRTP)
+	_, video := offer.Usable("video", plan.Laws, plan.SRTP)
 	for i, rs := range offer.Streams {
 		ls := LocalStream{Kind: rs.Kind, Proto: rs.Proto, RawFmts: rs.RawFmts}
 		switch {
-		case !HonouredProfile(rs.Proto):
+		case !HonouredProfile(rs.Proto, plan.SRTP):
 		case i == audio && plan.AudioPort != 0:
 			ls.Port, ls.Formats = plan.AudioPort, AnswerAudio(rs.Formats, plan.Laws)
 			ls.Direction = Intersect(rs.EffectiveDirection(), plan.AudioSend, plan.AudioRecv)
@@ -313,6 +325,17 @@ func Answer(offer *RemoteSession, plan AnswerPlan) []LocalStream {
 			ls.Direction = Intersect(rs.EffectiveDirection(), true, true)
 		case rs.Kind == "video" && len(rs.Formats) > 0:
 			ls.Formats, ls.RawFmts = rs.Formats[:1], nil
+		}
+		if ls.Port != 0 && IsSDESProfile(rs.Proto) {
+			var prevLocal, prevRemote []Crypto
+			if i < len(plan.Prev) {
+				prevLocal = plan.Prev[i].Crypto
+			}
+			if plan.PrevRemote != nil && i < len(plan.PrevRemote.Streams) {
+				prevRemote = plan.PrevRemote.Streams[i].Crypto
+			}
+			c, _ := answerCrypto(rs.Crypto, prevLocal, prevRemote) // Usable made sure of one
+			ls.Crypto = []Crypto{c}
 		}
 		streams[i] = ls
 	}

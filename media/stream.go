@@ -44,6 +44,8 @@ type StreamConfig struct {
 	Bridged     bool
 	PartnerHold Source
 	Video       VideoParams // video streams
+	// SRTP are the stream's keys when it is SDES-SRTP (nil: plain RTP).
+	SRTP *SRTPKeys
 }
 
 // Source is what currently feeds the sender.
@@ -115,6 +117,7 @@ type Stats struct {
 	PacketsLost                    int64         // expected but not received (RFC 3550 A.3)
 	Jitter                         time.Duration // interarrival jitter (RFC 3550 A.8)
 	LastReceived                   time.Time     // zero if nothing arrived
+	SRTPFailed                     uint64        // SRTP/SRTCP packets dropped: they did not authenticate
 }
 
 // Stream is one RTP stream of a call: its socket pair, the sender toward the
@@ -170,6 +173,14 @@ type Stream struct {
 	faultReason string
 	faultTold   bool
 	onFault     func(reason string)
+
+	// The peer's SRTP, decrypted by the readers; srtpFailed counts what
+	// failed authentication (dropped). rtcpEnc is scratch for SRTCP sent
+	// under the mutex.
+	srtpIn     *srtpIn
+	srtpPeer   netip.AddrPort // the peer's last RTP address, to tell a move at a re-key
+	srtpFailed atomic.Uint64
+	rtcpEnc    [maxPacket + srtpOverhead]byte
 }
 
 // LocalAddr is where the peer sends RTP.
@@ -192,6 +203,12 @@ func (s *Stream) Configure(cfg StreamConfig) {
 	lawChanged := cfg.Params.Send != s.cfg.Params.Send && !s.video
 	if cfg.remote(s.video) != s.cfg.remote(s.video) {
 		s.latched = netip.AddrPort{} // a new address from the SDP: latch again
+	}
+	if err := s.setSRTP(cfg.SRTP, cfg.remote(s.video)); err != nil {
+		// NegotiateSRTP only hands out keys of a supported suite. Should
+		// one not take, the stream carries nothing rather than RTP in clear.
+		s.eng.log.Error().Err(err).Str("local", s.local.String()).Msg("media: SRTP keys not applied: no media")
+		cfg.Send, cfg.Accept = false, false
 	}
 	s.cfg = cfg
 	if s.latched.IsValid() {
@@ -251,6 +268,7 @@ func (s *Stream) Stats() Stats {
 		PacketsLost: s.recv.lostPrev + s.recv.lost(), Jitter: s.recv.jitterDuration()}
 	s.mu.Unlock()
 	st.PacketsReceived, st.BytesReceived = s.pktsIn.Load(), s.bytesIn.Load()
+	st.SRTPFailed = s.srtpFailed.Load()
 	if n := s.lastRecv.Load(); n != 0 {
 		st.LastReceived = time.Unix(0, n)
 	}
@@ -347,6 +365,14 @@ func (s *Stream) peerPacket(from netip.AddrPort, hdr *rtp.Header, pkt []byte, of
 		s.bleed.Add(1)
 		s.eng.stray.Add(1)
 		return
+	}
+	if in := s.srtpIn; in != nil {
+		plain, err := in.unprotect(pkt)
+		if err != nil {
+			s.srtpFailed.Add(1)
+			return
+		}
+		pkt = plain
 	}
 	if hdr.Padding && len(pkt) > off {
 		pad := int(pkt[len(pkt)-1])

@@ -142,15 +142,22 @@ func NegotiateVideo(local *LocalStream, remote *RemoteStream) (VideoParams, erro
 // when its video starts flowing again after being removed or held.
 func (s *Stream) RequestKeyFrame() error {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	remote := s.cfg.remote(s.video)
-	sender := s.toPeer.hdr.SSRC
-	s.mu.Unlock()
 	if !remote.IsValid() {
 		return nil
 	}
+	sender := s.toPeer.hdr.SSRC
 	var buf [64]byte
 	n := putHead(buf[:], sender, s.eng.cname)
 	n = putFBHead(buf[:], n, rtcpPSFB, fmtPLI, 12, sender, s.peerSSRC.Load())
-	_, err := s.rtcp.WriteToUDPAddrPort(buf[:n], rtcpAddr(remote))
+	pkt := buf[:n]
+	if o := s.toPeer.srtp; o != nil {
+		var err error
+		if pkt, err = o.protectRTCP(s.rtcpEnc[:], pkt); err != nil {
+			return err
+		}
+	}
+	_, err := s.rtcp.WriteToUDPAddrPort(pkt, rtcpAddr(remote))
 	return err
 }

@@ -217,7 +217,8 @@ func (e *Endpoint) safe(h sipgo.RequestHandler) sipgo.RequestHandler {
 // one per process, and the daemon has one endpoint.
 var capture atomic.Pointer[gosip.SIPTracer]
 
-// tracer logs every SIP message at debug level and hands it to capture.
+// tracer logs every SIP message at debug level, SRTP keys hidden, and
+// hands it to capture.
 type tracer struct {
 	log   zerolog.Logger
 	debug bool
@@ -225,7 +226,7 @@ type tracer struct {
 
 func (t tracer) SIPTraceRead(transport, laddr, raddr string, msg []byte) {
 	if t.debug {
-		t.log.Debug().Str("transport", transport).Str("from", raddr).Str("to", laddr).Msg("sip recv\n" + string(msg))
+		t.log.Debug().Str("transport", transport).Str("from", raddr).Str("to", laddr).Msg("sip recv\n" + string(RedactKeys(msg)))
 	}
 	if c := capture.Load(); c != nil {
 		(*c).SIPTraceRead(transport, laddr, raddr, msg)
@@ -234,7 +235,7 @@ func (t tracer) SIPTraceRead(transport, laddr, raddr string, msg []byte) {
 
 func (t tracer) SIPTraceWrite(transport, laddr, raddr string, msg []byte) {
 	if t.debug {
-		t.log.Debug().Str("transport", transport).Str("from", laddr).Str("to", raddr).Msg("sip send\n" + string(msg))
+		t.log.Debug().Str("transport", transport).Str("from", laddr).Str("to", raddr).Msg("sip send\n" + string(RedactKeys(msg)))
 	}
 	if c := capture.Load(); c != nil {
 		(*c).SIPTraceWrite(transport, laddr, raddr, msg)

@@ -310,7 +310,7 @@ func dialogConfig(cfg *config.Config) (dialog.Config, error) {
 	}
 	var peers []dialog.PeerRule
 	for _, p := range cfg.Calls.Peers {
-		peers = append(peers, dialog.PeerRule{Match: p.Match, HoldDialect: p.HoldDialect})
+		peers = append(peers, dialog.PeerRule{Match: p.Match, HoldDialect: p.HoldDialect, SRTP: media.SRTPMode(p.SRTP)})
 	}
 	return dialog.Config{
 		AutoAnswer:          cfg.Calls.AutoAnswer,
@@ -325,6 +325,7 @@ func dialogConfig(cfg *config.Config) (dialog.Config, error) {
 		UnholdFailure:       cfg.Calls.UnholdFailure,
 		SessionExpires:      time.Duration(cfg.SIP.SessionExpires),
 		HoldDialect:         cfg.Calls.HoldDialect,
+		SRTP:                media.SRTPMode(cfg.Media.SRTP),
 		Video:               cfg.Calls.Video,
 		VideoRequestPolicy:  cfg.Calls.VideoRequestPolicy,
 		VideoRequestTimeout: time.Duration(cfg.Calls.VideoRequestTimeout),

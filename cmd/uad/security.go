@@ -106,7 +106,26 @@ func checkExposure(cfg *config.Config, log zerolog.Logger) error {
 			}
 		}
 	}
+	warnSRTPInClear(cfg, log)
 	return nil
+}
+
+// warnSRTPInClear warns when SDES-SRTP may be used on a SIP listener that
+// is not TLS: its keys are in the SDP, readable by anyone on the path.
+func warnSRTPInClear(cfg *config.Config, log zerolog.Logger) {
+	enabled := cfg.Media.SRTP != config.SRTPOff
+	for _, p := range cfg.Calls.Peers {
+		enabled = enabled || p.SRTP != "" && p.SRTP != config.SRTPOff
+	}
+	if !enabled {
+		return
+	}
+	for _, l := range cfg.SIP.Listeners {
+		if l.Network != "tls" {
+			log.Warn().Str("listen", l.Raw).Str("srtp", cfg.Media.SRTP).
+				Msg("SRTP is enabled but SIP is not TLS here: keys travel in clear over " + l.Raw)
+		}
+	}
 }
 
 // listenAPI opens the control API's listeners: TCP, and a unix socket with

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"uad/dialog"
+	"uad/media"
 )
 
 // inviteFinal sends a new INVITE with offer and returns its final response,
@@ -24,17 +25,22 @@ func inviteFinal(t *testing.T, u *uadUnderTest, p *sipPeer, offer string) (*peer
 	return c, res
 }
 
-const cryptoAttr = "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz|2^20|1:4\r\n"
+const cryptoAttr = "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n"
+
+// srtpOff runs uad with media.srtp: off, where SRTP is a profile it does
+// not honour (rfc4568_test.go covers accept and require).
+func srtpOff(c *dialog.Config) { c.SRTP = media.SRTPOff }
 
 func savpAudio(port int) string {
 	return fmt.Sprintf("m=audio %d RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\n", port) + cryptoAttr
 }
 
-// RFC 3264 §6: an offer whose only stream uses a profile uad cannot do
-// (SRTP with SDES keys, here) gets 488: accepting it would claim SRTP.
+// RFC 3264 §6: an offer whose only stream uses a profile uad does not do
+// (SRTP with SDES keys, with media.srtp off) gets 488: accepting it would
+// claim SRTP.
 func TestRFC3264_6_SAVPOfferAlone488(t *testing.T) {
 	t.Parallel()
-	u := startUAD(t)
+	u := startUAD(t, srtpOff)
 	p := newSIPPeer(t, false)
 	rp := newRTPPeer(t)
 	_, res := inviteFinal(t, u, p, peerSDP(1, "127.0.0.1", savpAudio(rp.port)))
@@ -58,11 +64,12 @@ func TestRFC3264_6_DTLSOfferAlone488(t *testing.T) {
 	}
 }
 
-// RFC 3264 §6: offered RTP/SAVP audio then RTP/AVP audio, uad declines the
-// first in place (port 0, same proto and formats) and takes the second.
+// RFC 3264 §6: offered RTP/SAVP audio then RTP/AVP audio, uad with SRTP off
+// declines the first in place (port 0, same proto and formats) and takes
+// the second.
 func TestRFC3264_6_SAVPThenAVPDeclinesFirst(t *testing.T) {
 	t.Parallel()
-	u := startUAD(t)
+	u := startUAD(t, srtpOff)
 	p := newSIPPeer(t, false)
 	rtp := newRTPPeers(t, 2)
 	_, res := inviteFinal(t, u, p, peerSDP(1, "127.0.0.1", savpAudio(rtp[0].port), audioM(rtp[1].port, "")))
