@@ -15,7 +15,8 @@ type budget struct {
 	held  atomic.Int64
 
 	mu    sync.Mutex
-	ended []*Ring // rings of ended calls, oldest first; released ones are skipped
+	ended []*Ring // rings of ended calls from head on, oldest first; released ones are skipped
+	head  int
 }
 
 // reserve counts n more bytes for ring r; false when they do not fit even
@@ -43,11 +44,17 @@ func (b *budget) reserve(r *Ring, n int64) bool {
 // oldestEnded takes the oldest ring of an ended call other than keep off the
 // list; nil when there is none. b.mu is held.
 func (b *budget) oldestEnded(keep *Ring) *Ring {
-	for i, r := range b.ended {
+	for i := b.head; i < len(b.ended); i++ {
+		r := b.ended[i]
 		if r == keep {
-			continue
+			continue // a message for an ended call's ring: rare, take the next
 		}
-		b.ended = append(b.ended[:i], b.ended[i+1:]...)
+		if i == b.head {
+			b.ended[i] = nil
+			b.head++
+		} else {
+			b.ended = append(b.ended[:i], b.ended[i+1:]...)
+		}
 		return r
 	}
 	return nil
@@ -67,11 +74,16 @@ func (b *budget) end(r *Ring) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	// Rings released since (their retention over) leave from the front.
-	n := 0
-	for n < len(b.ended) && b.ended[n].isReleased() {
-		n++
+	for b.head < len(b.ended) && b.ended[b.head].isReleased() {
+		b.ended[b.head] = nil
+		b.head++
 	}
-	b.ended = append(b.ended[n:], r)
+	if b.head > 1024 && b.head > len(b.ended)/2 {
+		b.ended = append(b.ended[:0], b.ended[b.head:]...)
+		clear(b.ended[len(b.ended):cap(b.ended)])
+		b.head = 0
+	}
+	b.ended = append(b.ended, r)
 }
 
 func (r *Ring) isReleased() bool {

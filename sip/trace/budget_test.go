@@ -2,6 +2,7 @@ package trace
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -117,5 +118,33 @@ func TestRecorderLimitConcurrent(t *testing.T) {
 	rec.mu.Unlock()
 	if got := rec.Held(); got != held {
 		t.Errorf("Held = %d, the rings hold %d", got, held)
+	}
+}
+
+// At the limit, with thousands of ended calls listed, each message still
+// costs the same: ended calls leave from the front of their list.
+func BenchmarkRecordAtLimit(b *testing.B) {
+	rec := NewRecorder(12, nil)
+	rec.SetLimit(2 << 20)
+	const calls, retained = 8192, 4096
+	cids := make([]string, calls)
+	msgs := make([][]byte, calls)
+	for i := range cids {
+		cids[i] = fmt.Sprintf("call-%08d", i)
+		msgs[i] = msgOf(cids[i], 700)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		c := i / 12 % calls
+		if i%12 == 0 {
+			rec.Open(cids[c])
+		}
+		rec.Record(at0, true, "UDP", uad, alice, msgs[c])
+		if i%12 == 11 {
+			rec.End(cids[c])
+			rec.Close(cids[(c+calls-retained)%calls]) // the API's retention ends for an older one
+		}
+		i++
 	}
 }
