@@ -7,11 +7,11 @@ import (
 	"time"
 )
 
-// Generated packets (tones, the hold tone, silence, DTMF) are paced by one
-// pacer per CPU. A pacer cuts the 20 ms frame period into slots and sends
-// each of its streams in one slot, so the sends of thousands of held calls
-// spread over the period and over the CPUs instead of leaving in one burst
-// from one goroutine. Deadlines are counted from a fixed epoch on the
+// Generated packets (tones, the hold tone, silence, DTMF) are paced by
+// pacersPerCPU pacers per CPU. A pacer cuts the 20 ms frame period into
+// slots and sends each of its streams in one slot, so the sends of
+// thousands of held calls spread over the period and over the CPUs instead
+// of leaving in one burst from one goroutine. Deadlines are counted from a fixed epoch on the
 // monotonic clock, so nothing drifts; a pacer that falls a whole frame
 // behind skips frames rather than bursting, and the streams' RTP timestamps
 // advance by the frames that elapsed, so the RTP clock keeps to real time.
@@ -20,6 +20,13 @@ const (
 	framePeriod = 20 * time.Millisecond // one G.711 frame
 	pacerSlots  = 10
 	slotPeriod  = framePeriod / pacerSlots
+
+	// More pacers than CPUs, so that a pacer's thread losing its core
+	// for milliseconds holds up a quarter of that CPU's streams, not all
+	// of them: the runtime runs the other pacers on the CPUs left, and
+	// each catches up on a smaller slot. The sends also spread more
+	// evenly over a slot.
+	pacersPerCPU = 4
 )
 
 // scheduler is the set of pacers; a stream goes to the least loaded one
@@ -29,11 +36,11 @@ type scheduler struct {
 	skipped atomic.Uint64 // frames skipped because a pacer ran late
 }
 
-// newScheduler makes n pacers (0: one per CPU); run starts their
+// newScheduler makes n pacers (0: pacersPerCPU per CPU); run starts their
 // goroutines, which tests leave off to drive the pacers by hand.
 func newScheduler(n int, epoch time.Time, run bool) *scheduler {
 	if n <= 0 {
-		n = runtime.GOMAXPROCS(0)
+		n = pacersPerCPU * runtime.GOMAXPROCS(0)
 	}
 	s := &scheduler{}
 	for i := range n {
