@@ -6,11 +6,11 @@ import (
 )
 
 // causalOrder puts each message uad sent before the received message that
-// answers it. sipgo hands a sent message to the tracer once the write
+// answers it; msgs are in the order of their times. sipgo hands a sent message to the tracer once the write
 // returned, and the reading goroutine can record the peer's answer to it
 // first; a received message is always recorded before uad acts on it. So
 // for each received response, the request it answers (same top Via branch
-// and CSeq), and for each received ACK, the 2xx it acknowledges, must come
+// and CSeq), and for each received ACK, the final response it acknowledges, must come
 // earlier: when it comes later it is moved up, and given the received
 // message's time, the latest it can have been sent.
 func causalOrder(msgs []Message) {
@@ -54,8 +54,11 @@ func causeOf(raw []byte) func([]byte) bool {
 		}
 	}
 	if num, ok := strings.CutSuffix(cseq, " ACK"); ok {
+		// The ACK of a 2xx or of a failure (RFC 3261 §17.1.1.3), never of a
+		// provisional response.
 		return func(sent []byte) bool {
-			return bytes.HasPrefix(sent, []byte("SIP/2.0 2")) && normalized(header(sent, "cseq", "cseq")) == num+" INVITE"
+			return bytes.HasPrefix(sent, []byte("SIP/2.0 ")) && !bytes.HasPrefix(sent, []byte("SIP/2.0 1")) &&
+				normalized(header(sent, "cseq", "cseq")) == num+" INVITE"
 		}
 	}
 	return nil

@@ -6,6 +6,7 @@
 package trace
 
 import (
+	"slices"
 	"sync"
 	"time"
 )
@@ -106,6 +107,9 @@ func (r *Ring) Messages() ([]Message, uint64) {
 		m.Raw = append([]byte(nil), m.Raw...)
 		out = append(out, m)
 	}
+	// Several read loops record at once, each with the time it read at: a
+	// message may be added after one read later.
+	slices.SortStableFunc(out, func(a, b Message) int { return a.Time.Compare(b.Time) })
 	causalOrder(out)
 	return out, r.dropped
 }

@@ -351,13 +351,17 @@ func TestCausalOrderPutsWhatWasSentBeforeItsAnswer(t *testing.T) {
 		{Time: at.Add(3 * time.Millisecond), Out: true, Raw: res("200 OK", "b8", "7 INVITE")}, // ...the 200 it acknowledges
 		{Time: at.Add(4 * time.Millisecond), Out: true, Raw: req("BYE", "b3", "3 BYE")},
 		{Time: at.Add(5 * time.Millisecond), Out: false, Raw: res("200 OK", "b3", "3 BYE")},
+		{Time: at.Add(6 * time.Millisecond), Out: true, Raw: res("180 Ringing", "b5", "5 INVITE")},
+		{Time: at.Add(7 * time.Millisecond), Out: false, Raw: req("ACK", "b5", "5 ACK")},                      // an ACK traced before...
+		{Time: at.Add(8 * time.Millisecond), Out: true, Raw: res("487 Request Terminated", "b5", "5 INVITE")}, // ...the failure it acknowledges
 	}
 	causalOrder(msgs)
 	var got []string
 	for _, m := range msgs {
 		got = append(got, StartLine(m.Raw)+"/"+string(header(m.Raw, "cseq", "cseq")))
 	}
-	want := "INVITE/2 INVITE,200 OK/2 INVITE,200 OK/7 INVITE,ACK/7 ACK,BYE/3 BYE,200 OK/3 BYE"
+	want := "INVITE/2 INVITE,200 OK/2 INVITE,200 OK/7 INVITE,ACK/7 ACK,BYE/3 BYE,200 OK/3 BYE," +
+		"180 Ringing/5 INVITE,487 Request Terminated/5 INVITE,ACK/5 ACK"
 	if strings.Join(got, ",") != want {
 		t.Fatalf("order %v, want %s", got, want)
 	}
