@@ -23,6 +23,8 @@ import (
 	"github.com/emiago/sipgo"
 	gosip "github.com/emiago/sipgo/sip"
 	"github.com/rs/zerolog"
+
+	"uad/sip/trace"
 )
 
 // Allowed lists the methods uad handles, for Allow headers and 405s.
@@ -217,8 +219,8 @@ func (e *Endpoint) safe(h sipgo.RequestHandler) sipgo.RequestHandler {
 // one per process, and the daemon has one endpoint.
 var capture atomic.Pointer[gosip.SIPTracer]
 
-// tracer logs every SIP message at debug level, SRTP keys hidden, and
-// hands it to capture.
+// tracer logs every SIP message at debug level, credentials and SRTP keys
+// masked as in the capture, and hands it to capture.
 type tracer struct {
 	log   zerolog.Logger
 	debug bool
@@ -226,7 +228,7 @@ type tracer struct {
 
 func (t tracer) SIPTraceRead(transport, laddr, raddr string, msg []byte) {
 	if t.debug {
-		t.log.Debug().Str("transport", transport).Str("from", raddr).Str("to", laddr).Msg("sip recv\n" + string(RedactKeys(msg)))
+		t.log.Debug().Str("transport", transport).Str("from", raddr).Str("to", laddr).Msg("sip recv\n" + string(trace.Redact(msg)))
 	}
 	if c := capture.Load(); c != nil {
 		(*c).SIPTraceRead(transport, laddr, raddr, msg)
@@ -235,7 +237,7 @@ func (t tracer) SIPTraceRead(transport, laddr, raddr string, msg []byte) {
 
 func (t tracer) SIPTraceWrite(transport, laddr, raddr string, msg []byte) {
 	if t.debug {
-		t.log.Debug().Str("transport", transport).Str("from", laddr).Str("to", raddr).Msg("sip send\n" + string(RedactKeys(msg)))
+		t.log.Debug().Str("transport", transport).Str("from", laddr).Str("to", raddr).Msg("sip send\n" + string(trace.Redact(msg)))
 	}
 	if c := capture.Load(); c != nil {
 		(*c).SIPTraceWrite(transport, laddr, raddr, msg)

@@ -23,6 +23,8 @@ func Redact(raw []byte) []byte {
 			headers = false
 		case headers:
 			maskCredentials(trimmed)
+			// A TCP read can begin inside a body: no header starts with a=.
+			maskCryptoKeys(trimmed)
 		default:
 			maskCryptoKeys(trimmed)
 		}

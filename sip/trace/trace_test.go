@@ -387,3 +387,37 @@ func TestRecorderBoundsUnfinishedTCPMessages(t *testing.T) {
 		t.Error("a message over 64 KiB without its end is still kept")
 	}
 }
+
+// Every key of every a=crypto line is masked, with its lifetime, MKI and
+// session parameters left as they were (RFC 4568 §9.1).
+func TestRedactMasksEveryInlineKey(t *testing.T) {
+	keys := []string{"WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz", "MDEyMzQ1Njc4OWFiY2RlZmdoaWprbG1ub3Bxcg==", "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNk"}
+	msg := "INVITE sip:b@h SIP/2.0\r\nContent-Type: application/sdp\r\n\r\nv=0\r\nm=audio 4000 RTP/SAVP 0\r\n" +
+		"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" + keys[0] + "|2^31|1:4\r\n" +
+		"a=crypto:2 AEAD_AES_128_GCM inline:" + keys[1] + " KDR=1\r\n" +
+		"a=crypto:3 AES_CM_128_HMAC_SHA1_32 inline:" + keys[2] + ";inline:" + keys[0] + "\r\n"
+	got := string(Redact([]byte(msg)))
+	for _, key := range keys {
+		if strings.Contains(got, key) {
+			t.Errorf("key %s... left in:\n%s", key[:8], got)
+		}
+	}
+	stars := func(k string) string { return strings.Repeat("*", len(k)) }
+	for _, kept := range []string{
+		"inline:" + stars(keys[0]) + "|2^31|1:4\r\n",
+		"inline:" + stars(keys[1]) + " KDR=1\r\n",
+		"inline:" + stars(keys[2]) + ";inline:" + stars(keys[0]) + "\r\n",
+		"m=audio 4000 RTP/SAVP 0\r\n",
+	} {
+		if !strings.Contains(got, kept) {
+			t.Errorf("redacted message lacks %q:\n%s", kept, got)
+		}
+	}
+	if len(got) != len(msg) {
+		t.Errorf("redacting changed the length from %d to %d", len(msg), len(got))
+	}
+	// A TCP read that begins inside the body.
+	if frag := string(Redact([]byte(msg[strings.Index(msg, "a=crypto:2"):]))); strings.Contains(frag, keys[1]) {
+		t.Errorf("a body fragment kept its key:\n%s", frag)
+	}
+}
